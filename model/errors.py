@@ -1,0 +1,29 @@
+"""User-facing errors: each carries one line that says what is wrong and what to do."""
+
+
+class NnioError(Exception):
+    """Base class; str(error) is the one-line message shown to the user."""
+
+
+class CorpusError(NnioError):
+    """The corpus cannot be read or is unusable (missing, binary, empty, too short)."""
+
+
+class EncodingError(NnioError):
+    """The tokenizer encoding is unknown or not available offline."""
+
+
+class CheckpointError(NnioError):
+    """A checkpoint is missing, corrupt, unsafe, or does not match."""
+
+
+class DeviceError(NnioError):
+    """The requested device is absent, or ran out of memory."""
+
+
+class ConfigError(NnioError):
+    """A setting (context length, batch size, learning rate...) is out of range."""
+
+
+class TrainingDiverged(NnioError):
+    """The loss became NaN or infinite; the last good weights were kept."""
