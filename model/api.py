@@ -27,11 +27,12 @@ from model.records import (
     StepReport,
     TokenProb,
 )
+from model.tokens import TokenizedSource, tokenize_source
 
 __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
-    "SessionInfo", "StepReport", "TokenProb", "Session", "PRESETS", "ENCODINGS",
+    "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source", "PRESETS", "ENCODINGS",
 ]
 
 # Names only, so the CLI can list choices without importing torch.

@@ -1,0 +1,137 @@
+"""The `nnio-tui` command: the app by default, plus headless tokenize, train, predict, sample."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from nnio_tui import commands
+
+SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "tokenize": commands.tokenize,
+    "train": commands.train,
+    "predict": commands.predict,
+    "sample": commands.sample,
+}
+
+
+def _positive(kind: type) -> Callable[[str], int | float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoding", default="cl100k_base",
+                        help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
+    parser.add_argument("--preset", default="cpu", help="model size: tiny, cpu, gpu, gpt2")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
+    parser.add_argument("--n-layer", type=_positive(int))
+    parser.add_argument("--n-head", type=_positive(int))
+    parser.add_argument("--n-embd", type=_positive(int))
+    parser.add_argument("--batch-size", type=_positive(int))
+    parser.add_argument("--lr", type=_positive(float), help="peak learning rate")
+
+
+def overrides_from(args: argparse.Namespace) -> dict:
+    """Model and training fields the user set on the command line."""
+    fields = {"block_size": args.block_size, "n_layer": args.n_layer, "n_head": args.n_head,
+              "n_embd": args.n_embd, "batch_size": args.batch_size, "learning_rate": args.lr}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser for the app (command None) or for one subcommand."""
+    if command is None:
+        p = argparse.ArgumentParser(
+            prog="nnio-tui",
+            description="Watch a language model's next-token probabilities change while it trains. "
+            "Subcommands: tokenize, train, predict, sample (nnio-tui SUBCOMMAND --help).",
+        )
+        p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl, .parquet or - "
+                       "(default: the bundled sample corpus)")
+        _model_flags(p)
+        p.add_argument("--context", type=_positive(int), help="context window length to start with")
+        p.add_argument("--checkpoint", help="checkpoint to resume, and where to save")
+        return p
+    p = argparse.ArgumentParser(prog=f"nnio-tui {command}")
+    if command == "tokenize":
+        p.add_argument("path", nargs="?", default=None, help="text source or - (default: sample)")
+        p.add_argument("--encoding", default="cl100k_base")
+        p.add_argument("--ids", action="store_true", help="print ids separated by spaces")
+    elif command == "train":
+        p.add_argument("corpus", nargs="?", help="text source (default: the bundled sample)")
+        p.add_argument("--steps", type=_positive(int), required=True)
+        _model_flags(p)
+        p.add_argument("--checkpoint", help="where to save (default: the run's path)")
+        p.add_argument("--eval-every", type=_positive(int), default=50)
+    elif command == "predict":
+        p.add_argument("--checkpoint", required=True)
+        what = p.add_mutually_exclusive_group(required=True)
+        what.add_argument("--text")
+        what.add_argument("--ids", type=int, nargs="+")
+        p.add_argument("--top", type=_positive(int), default=10)
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    elif command == "sample":
+        p.add_argument("--checkpoint", required=True)
+        p.add_argument("--prompt", required=True)
+        p.add_argument("--max-tokens", type=_positive(int), default=50)
+        p.add_argument("--temperature", type=_non_negative_float, default=1.0)
+        p.add_argument("--top-k", type=_positive(int))
+        p.add_argument("--top-p", type=_positive(float))
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; returns the process exit code.
+
+    Args:
+        argv: arguments without the program name (default sys.argv[1:]).
+
+    Returns:
+        0 on success, 2 on a usage or input error (one line on stderr), 130 on Ctrl+C.
+    """
+    from model.api import NnioError
+
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    parser = build_parser(command)
+    args = parser.parse_args(argv[1:] if command else argv)
+    try:
+        if command is None:
+            return commands.app(args, overrides_from(args))
+        return SUBCOMMANDS[command](args)
+    except NnioError as err:
+        print(f"nnio-tui: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnio-tui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `nnio-tui tokenize | head` closes the pipe early; that is not an error.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,214 @@
+"""What each `nnio-tui` subcommand does: tokenize, train, predict, sample, and the app itself."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+# Two alternating chunk colours that stay distinct on 16-colour terminals too.
+CHUNK_STYLES = ("black on cyan", "black on yellow")
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _warn(lines) -> None:
+    for line in lines:
+        print(f"nnio-tui: warning: {line}", file=sys.stderr)
+
+
+class _ProgressBar:
+    """An on_progress(what, fraction) callback drawing a Rich bar on stderr."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  TaskProgressColumn(), TimeElapsedColumn(), console=_err(),
+                                  transient=True)
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        # Only draw on a terminal; a redirected stderr gets no bar and no stray blank lines.
+        if self._progress.console.is_terminal:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def __call__(self, what: str, fraction: float) -> None:
+        if what not in self._tasks:
+            self._tasks[what] = self._progress.add_task(what, total=1.0)
+        self._progress.update(self._tasks[what], completed=fraction)
+
+
+def tokenize(args: argparse.Namespace) -> int:
+    """Print a source's tokens as coloured chunks (or ids), then the counts on stderr."""
+    from model.api import tokenize_source
+
+    with _ProgressBar() as bar:
+        source = tokenize_source(args.path, args.encoding, on_progress=bar)
+    _warn(source.warnings)
+    out = Console(highlight=False, soft_wrap=True)
+    step, ends_line = 65536, False
+    for start in range(0, source.n_tokens, step):
+        if args.ids:
+            ids = source.ids(start, start + step)
+            sys.stdout.write((" " if start else "") + " ".join(map(str, ids)))
+        else:
+            text = Text()
+            for i, chunk in enumerate(source.chunks(start, start + step), start):
+                text.append(chunk.text, style=CHUNK_STYLES[i % 2])
+                ends_line = chunk.text.endswith("⏎")
+                if ends_line:
+                    text.append("\n")
+            out.print(text, end="")
+    if not ends_line:
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    per = source.n_chars / source.n_tokens if source.n_tokens else 0.0
+    _err().print(f"{source.n_tokens:,} tokens  {source.n_chars:,} characters  "
+                 f"{source.n_bytes:,} bytes  {per:.2f} characters per token  ({source.encoding})")
+    return 0
+
+
+class _StopFlag:
+    """Ctrl+C sets a flag that the training loop checks between steps; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+    def handle(self, signum, frame) -> None:
+        if self.stopped:
+            raise KeyboardInterrupt
+        self.stopped = True
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train headless with a progress bar; save at the end and on Ctrl+C."""
+    from nnio_tui.cli import overrides_from
+    from model.api import Session
+
+    err = _err()
+    with _ProgressBar() as bar:
+        session = Session.open(args.corpus, encoding=args.encoding, preset=args.preset,
+                               device=args.device, seed=args.seed, overrides=overrides_from(args),
+                               checkpoint=args.checkpoint, on_progress=bar)
+    info = session.info()
+    err.print(f"{info.corpus_name}: {info.n_tokens:,} tokens, {info.encoding} "
+              f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, {info.device}")
+    stop = _StopFlag()
+    previous = signal.signal(signal.SIGINT, stop.handle)
+    val = None
+    columns = (TextColumn("step {task.completed:>5.0f}/{task.total:.0f}"), BarColumn(),
+               TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  "
+                          "{task.fields[tps]} tok/s"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("train", total=args.steps, loss="-", val="-", tps="-")
+
+            def on_step(report) -> None:
+                nonlocal val
+                if report.val_loss is not None:
+                    val = report.val_loss
+                progress.update(task, advance=1, loss=f"{report.loss:.3f}",
+                                val="-" if val is None else f"{val:.3f}",
+                                tps=f"{report.tokens_per_s:,.0f}")
+
+            session.train(args.steps, on_step=on_step, should_stop=stop,
+                          eval_every=args.eval_every)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if session.dirty:
+            path = session.save()
+            err.print(f"saved checkpoint to {path}")
+    if stop.stopped:
+        err.print("stopped by Ctrl+C")
+        return 130
+    err.print(f"validation loss {session.evaluate():.3f}")
+    return 0
+
+
+def _open_checkpoint(args: argparse.Namespace):
+    from model.api import Session
+
+    return Session.load(args.checkpoint, device=args.device, corpus=None)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Print the next-token distribution for a context."""
+    session = _open_checkpoint(args)
+    ids = args.ids if args.ids is not None else session.encode(args.text)
+    probe = session.probe_ids(ids, None, k=args.top)
+    if args.json:
+        print(json.dumps({
+            "context_ids": list(probe.context_ids),
+            "top": [{"id": t.token_id, "text": session.decode([t.token_id]), "prob": t.prob}
+                    for t in probe.top],
+            "entropy": probe.entropy,
+        }))
+        return 0
+    table = Table(title=f"next token after {len(ids)} tokens, of {probe.vocab_size:,} outputs")
+    for name in ("rank", "token", "id", "prob"):
+        table.add_column(name, justify="left" if name == "token" else "right")
+    for rank, t in enumerate(probe.top, 1):
+        table.add_row(str(rank), Text(t.text), str(t.token_id), f"{100 * t.prob:.2f}%")
+    Console(highlight=False).print(table)
+    print(f"entropy {probe.entropy:.3f} nats")
+    return 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    """Continue a prompt token by token and show each token's probability."""
+    session = _open_checkpoint(args)
+    ids = session.encode(args.prompt)
+    picks = session.generate(ids, args.max_tokens, temperature=args.temperature,
+                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    new_ids = [p.token.token_id for p in picks]
+    if args.json:
+        print(json.dumps({
+            "prompt_ids": ids, "ids": new_ids, "text": session.decode(new_ids),
+            "tokens": [{"id": p.token.token_id, "text": session.decode([p.token.token_id]),
+                        "prob": p.token.prob} for p in picks],
+        }))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    text = Text(args.prompt, style="bold")
+    for i, pick in enumerate(picks):
+        text.append(session.decode([pick.token.token_id]), style=CHUNK_STYLES[i % 2])
+    out.print(text)
+    return 0
+
+
+def app(args: argparse.Namespace, overrides: dict) -> int:
+    """Open the full-screen app; the model loads in a worker so the first frame comes first."""
+    from nnio_tui.app import NnioApp
+
+    def open_session(on_progress):
+        from model.api import Session
+
+        if args.checkpoint and Path(args.checkpoint).exists():
+            return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
+                                on_progress=on_progress)
+        return Session.open(args.corpus, encoding=args.encoding, preset=args.preset,
+                            device=args.device, seed=args.seed, overrides=overrides,
+                            checkpoint=args.checkpoint, on_progress=on_progress)
+
+    title = args.corpus or "sample_data"
+    nnio = NnioApp(open_session=open_session, context=args.context, title_hint=title)
+    nnio.run()
+    if getattr(nnio, "saved_path", None):
+        print(f"nnio-tui: saved checkpoint to {nnio.saved_path}", file=sys.stderr)
+    return nnio.return_code or 0
