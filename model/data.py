@@ -28,6 +28,7 @@ class Windows:
             raise CorpusError(
                 f"the training split has {split} tokens but a window needs {block_size + 1}; "
                 "use a longer corpus or a smaller --block-size")
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def _bounds(self, part: str) -> tuple[int, int]:
@@ -39,19 +40,35 @@ class Windows:
             return 0, self.split
         return lo, hi
 
-    def batch(self, batch_size: int, part: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of random windows; every position's target is the following token.
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of random training windows; every position's target is the following token.
 
         Args:
             batch_size: windows per batch (B).
-            part: "train" or "val".
 
         Returns:
             (idx, targets), both int64 (B, T).
         """
+        return self._cut(self.rng, batch_size, "train")
+
+    def val_batches(self, n_batches: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same validation windows on every call, so successive val losses compare fairly.
+
+        Args:
+            n_batches: how many batches.
+            batch_size: windows per batch.
+
+        Returns:
+            A list of (idx, targets) pairs, each (B, T).
+        """
+        # its own generator: evaluating must not change which training batches come next
+        rng = np.random.default_rng([self.seed, 1])
+        return [self._cut(rng, batch_size, "val") for _ in range(n_batches)]
+
+    def _cut(self, rng: np.random.Generator, batch_size: int, part: str):
         lo, hi = self._bounds(part)
         T = self.block_size
-        starts = self.rng.integers(lo, hi - T, size=batch_size)  # (B,)
+        starts = rng.integers(lo, hi - T, size=batch_size)  # (B,)
         rows = np.stack([np.asarray(self.ids[s:s + T + 1], dtype=np.int64) for s in starts])
         chunk = torch.from_numpy(rows)  # (B, T+1)
         return chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()  # (B, T), (B, T)
