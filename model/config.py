@@ -38,7 +38,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
-    nudge_lr: float = 0.05
+    nudge_nats: float = 0.3
     head_chunk: int = 256
 
 
@@ -136,7 +136,7 @@ def validate(gpt: GPTConfig, train: TrainConfig) -> None:
         raise ConfigError(f"dropout must be in [0, 1), got {gpt.dropout}")
     if train.batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {train.batch_size}")
-    for name in ("learning_rate", "min_lr", "nudge_lr", "weight_decay", "grad_clip"):
+    for name in ("learning_rate", "min_lr", "nudge_nats", "weight_decay", "grad_clip"):
         value = getattr(train, name)
         if not math.isfinite(value) or value < 0:
             raise ConfigError(f"{name} must be a finite number >= 0, got {value}")

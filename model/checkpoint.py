@@ -1,0 +1,160 @@
+"""Checkpoints: one safetensors file with weights, AdamW state and JSON settings, written atomically."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from model.errors import CheckpointError
+
+FORMAT = "nnio-tui-checkpoint"
+VERSION = "1"
+_OPTIM_FIELDS = ("exp_avg", "exp_avg_sq", "step")
+
+
+def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         meta: dict[str, str]) -> Path:
+    """Write weights, optimizer state and metadata so a crash never leaves half a file.
+
+    Args:
+        path: the destination; its folder is created if missing.
+        model: the network.
+        optimizer: its AdamW, whose per-parameter state is stored beside the weights.
+        meta: strings to store (configs as JSON, step, encoding...).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path).expanduser()
+    tensors = {f"model/{name}": t.detach().cpu().contiguous()
+               for name, t in model.state_dict().items()}
+    names = {id(p): name for name, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for field, value in optimizer.state.get(p, {}).items():
+                if field in _OPTIM_FIELDS and torch.is_tensor(value):
+                    tensors[f"optim/{names[id(p)]}/{field}"] = value.detach().cpu().contiguous()
+    metadata = {**meta, "format": FORMAT, "format_version": VERSION}
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except PermissionError:
+        raise CheckpointError(
+            f"cannot write {path}: permission denied; save somewhere else (--checkpoint PATH)"
+        ) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    # makes the rename itself durable; Windows cannot open folders, and needs no such step
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_readable(path: Path) -> Path:
+    """Refuse a path that is missing or a folder, with a one-line reason."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; check the checkpoint path")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the checkpoint file inside it")
+    return path
+
+
+def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a checkpoint written by save.
+
+    Args:
+        path: the .safetensors file.
+
+    Returns:
+        (tensors by name, metadata strings).
+    """
+    path = check_readable(path)
+    damaged = f"{path} is not a nnio-tui checkpoint (safetensors) or is damaged"
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise CheckpointError(damaged)
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(damaged) from e
+    if meta.get("format_version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {meta.get('format_version')!r}, this version reads"
+            f" {VERSION!r}; upgrade nnio-tui")
+    return tensors, meta
+
+
+def read_foreign(path: Path) -> dict:
+    """Load a foreign .pt/.pth file without running code: tensors and plain containers only.
+
+    Args:
+        path: the file.
+
+    Returns:
+        Whatever plain structure it holds (usually a state dict).
+    """
+    path = check_readable(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} holds Python objects, not just tensors; refusing to unpickle it") from e
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable PyTorch state dict or is damaged") from e
+
+
+def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Copy stored weights into a model built from the stored config, naming any mismatch."""
+    state = {k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise CheckpointError(f"{path} lacks weight {missing[0]}; the file is incomplete")
+    for name, value in own.items():
+        if state[name].shape != value.shape:
+            raise CheckpointError(
+                f"{path}: weight {name} has shape {tuple(state[name].shape)},"
+                f" the model expects {tuple(value.shape)}")
+    model.load_state_dict(state, strict=False)
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                      tensors: dict[str, torch.Tensor]) -> None:
+    """Put stored AdamW moments back; parameters without stored state start fresh."""
+    for name, p in model.named_parameters():
+        state = {}
+        for field in _OPTIM_FIELDS:
+            value = tensors.get(f"optim/{name}/{field}")
+            if value is not None:
+                # fused AdamW keeps step on the parameter's device; the others on the CPU
+                device = p.device if field != "step" or optimizer.defaults.get("fused") else "cpu"
+                state[field] = value.to(device)
+        if len(state) == len(_OPTIM_FIELDS):
+            optimizer.state[p] = state

@@ -1,0 +1,366 @@
+"""The bridge from the app's training worker thread to model.api: commands in, snapshots out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.message import Message
+
+from model.api import Chunk, NnioError, Probe, Session, StepReport
+from nnio_tui.messages import (
+    CheckpointSaved,
+    CommandFailed,
+    Nudged,
+    ProbeReady,
+    SessionClosed,
+    SessionFailed,
+    SessionLoading,
+    SessionOpened,
+    SessionReset,
+    TokenSampled,
+    TrainingProgress,
+    TrainingSnapshot,
+    TrainingStarted,
+    TrainingStopped,
+    WindowChosen,
+)
+
+OpenSession = Callable[[Callable[[str, float], None]], Session]
+"""Builds the session in the worker thread, reporting (what, fraction) as it goes."""
+
+
+@dataclass(frozen=True)
+class Look:
+    """Probe this window (it became the current one)."""
+
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One batch update."""
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """One update on this window only."""
+
+    start: int
+    length: int
+
+
+@dataclass(frozen=True)
+class NewWindow:
+    """Pick a random window of this length."""
+
+    length: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Draw the next token after this window."""
+
+    start: int
+    length: int
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Save:
+    """Write a checkpoint."""
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Fresh random weights, step 0."""
+
+
+Command = Look | Step | Nudge | NewWindow | Sample | Save | Reset
+
+
+class CorpusView:
+    """The read-only corpus side of a session, which the UI thread may call directly.
+
+    chunks() reads token ids and the tokenizer, never the model, so it is safe beside a
+    training step; routing it through the worker would make scrolling wait for a step.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.n_tokens = session.n_tokens
+
+    def chunks(self, start: int, stop: int) -> list[Chunk]:
+        """Display chunks for tokens [start, stop), clipped to the corpus."""
+        start, stop = max(0, start), min(stop, self.n_tokens)
+        return self._session.chunks(start, stop) if start < stop else []
+
+
+class TrainingBridge:
+    """Owns the session on the worker thread; the UI talks to it only through this class.
+
+    The UI thread calls send(), resume(), pause() and request_quit(); the worker thread
+    runs serve(), which does every session call and posts messages with complete snapshots.
+    """
+
+    PROBE_K = 32
+    POST_EVERY_S = 0.1
+    EVAL_EVERY = 50
+    HISTORY = 2000
+
+    def __init__(
+        self,
+        post: Callable[[Message], object],
+        *,
+        session: Session | None = None,
+        open_session: OpenSession | None = None,
+        context: int | None = None,
+    ) -> None:
+        if session is None and open_session is None:
+            raise ValueError("give a session or an open_session factory")
+        self._post = post
+        self._session = session
+        self._open_session = open_session
+        self._context = context
+        self._commands: deque[Command] = deque()
+        self._wakeup = threading.Condition()
+        self._running = threading.Event()
+        self._quit = threading.Event()
+        self._idle = threading.Event()
+        self._window = (0, 1)
+        self._shown: Probe | None = None
+        self._baseline: Probe | None = None
+        self._losses: deque[float] = deque(maxlen=self.HISTORY)
+        self._val_losses: deque[float] = deque(maxlen=self.HISTORY)
+        self._last: StepReport | None = None
+        self._last_val: float | None = None
+        self._last_post = 0.0
+        self._announced = False
+
+    # -- UI thread -----------------------------------------------------------
+    def send(self, command: Command) -> None:
+        """Queue a command for the worker."""
+        with self._wakeup:
+            self._idle.clear()
+            self._commands.append(command)
+            self._wakeup.notify()
+
+    def resume(self) -> None:
+        """Start continuous training."""
+        with self._wakeup:
+            self._idle.clear()
+            self._running.set()
+            self._wakeup.notify()
+
+    def pause(self) -> None:
+        """Pause continuous training after the current step."""
+        with self._wakeup:
+            self._running.clear()
+            self._wakeup.notify()
+
+    @property
+    def running(self) -> bool:
+        """Whether continuous training is on (as asked; the worker confirms with messages)."""
+        return self._running.is_set()
+
+    def request_quit(self) -> None:
+        """Stop after the current step, save if dirty, and end serve()."""
+        with self._wakeup:
+            self._idle.clear()
+            self._quit.set()
+            self._running.clear()
+            self._wakeup.notify()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until the worker has handled every command and is paused (tests use this)."""
+        return self._idle.wait(timeout)
+
+    # -- worker thread -------------------------------------------------------
+    def serve(self, cancelled: Callable[[], bool]) -> None:
+        """Open the session if needed, then handle commands until quit or cancelled.
+
+        Args:
+            cancelled: returns True when the worker was cancelled (the app is closing).
+        """
+        try:
+            if not self._announced and not self._open():
+                return
+            self._loop(cancelled)
+        finally:
+            self._idle.set()
+
+    def _open(self) -> bool:
+        if self._session is None:
+            assert self._open_session is not None
+            try:
+                self._session = self._open_session(
+                    lambda what, f: self._post(SessionLoading(what, f))
+                )
+            except NnioError as error:
+                self._post(SessionFailed(str(error)))
+                return False
+        session = self._session
+        self._announced = True
+        block = session.block_size
+        length = self._context if self._context is not None else min(8, block)
+        length = max(1, min(length, block, session.n_tokens - 1))
+        self._window = (0, length)
+        self._post(SessionOpened(session.info(), CorpusView(session), 0, length))
+        self._post(TrainingProgress(self._snapshot()))
+        self._probe_and_post(before=None)
+        return True
+
+    def _loop(self, cancelled: Callable[[], bool]) -> None:
+        was_running = False
+        while not cancelled():
+            if self._quit.is_set():
+                self._close()
+                return
+            try:
+                if self._running.is_set():
+                    if not was_running:
+                        was_running = True
+                        self._baseline = self._shown
+                        self._last_post = 0.0
+                        self._post(TrainingStarted())
+                    while (command := self._next(timeout=0)) is not None:
+                        self._handle(command)
+                    if self._running.is_set() and not self._quit.is_set():
+                        self._train_once()
+                    continue
+                if was_running:
+                    was_running = False
+                    self._post(TrainingProgress(self._snapshot()))
+                    self._probe_and_post(self._baseline)
+                    self._post(TrainingStopped())
+                command = self._next(timeout=0.05)
+                if command is not None:
+                    self._handle(command)
+            except NnioError as error:
+                # A diverged step or a device error: keep the session, pause, tell the user.
+                self._running.clear()
+                if was_running:
+                    was_running = False
+                    self._post(TrainingStopped(str(error)))
+                self._post(CommandFailed(str(error)))
+
+    def _next(self, timeout: float) -> Command | None:
+        with self._wakeup:
+            if not self._commands and timeout > 0:
+                if not self._running.is_set() and not self._quit.is_set():
+                    self._idle.set()
+                self._wakeup.wait(timeout)
+            if not self._commands:
+                return None
+            command = self._commands.popleft()
+            # Held arrow keys queue many windows; only the newest needs a probe.
+            while isinstance(command, Look) and self._commands and isinstance(
+                self._commands[0], Look
+            ):
+                command = self._commands.popleft()
+            return command
+
+    def _handle(self, command: Command) -> None:
+        session = self._session
+        assert session is not None
+        match command:
+            case Look(start, length):
+                self._window = (start, length)
+                self._probe_and_post(before=None)
+            case NewWindow(length):
+                start = session.random_window(length)
+                self._window = (start, length)
+                self._post(WindowChosen(start, length))
+                self._probe_and_post(before=None)
+            case Step():
+                before = self._shown
+                self._record(session.step())
+                self._post(TrainingProgress(self._snapshot()))
+                self._probe_and_post(before)
+            case Nudge(start, length):
+                if (start, length) != self._window:
+                    self._window = (start, length)
+                    self._probe_and_post(before=None)
+                before = self._shown
+                report = session.nudge(start, length)
+                self._post(Nudged(start, length, report))
+                self._post(TrainingProgress(self._snapshot(step=report.step)))
+                self._probe_and_post(before)
+            case Sample(start, length, temperature):
+                ids = session.token_ids(start, start + length)
+                self._post(TokenSampled(start, length, session.sample(ids, temperature=temperature)))
+            case Save():
+                self._post(CheckpointSaved(session.save()))
+            case Reset():
+                session.reset()
+                self._losses.clear()
+                self._val_losses.clear()
+                self._last, self._last_val = None, None
+                self._post(SessionReset(session.info()))
+                self._post(TrainingProgress(self._snapshot()))
+                self._probe_and_post(before=None)
+
+    def _train_once(self) -> None:
+        assert self._session is not None
+        self._record(self._session.step())
+        now = time.monotonic()
+        # Throttle at the source: the UI shares two cores with training.
+        if now - self._last_post >= self.POST_EVERY_S:
+            self._last_post = now
+            self._post(TrainingProgress(self._snapshot()))
+            self._probe_and_post(self._baseline)
+
+    def _record(self, report: StepReport) -> None:
+        assert self._session is not None
+        self._last = report
+        self._losses.append(report.loss)
+        val = report.val_loss
+        if val is None and report.step % self.EVAL_EVERY == 0:
+            val = self._session.evaluate()
+        if val is not None:
+            self._last_val = val
+            self._val_losses.append(val)
+
+    def _snapshot(self, step: int | None = None) -> TrainingSnapshot:
+        assert self._session is not None
+        last = self._last
+        if step is None:
+            step = last.step if last is not None else self._session.info().step
+        return TrainingSnapshot(
+            step=step,
+            loss=last.loss if last else None,
+            val_loss=self._last_val,
+            lr=last.lr if last else None,
+            tokens_per_s=last.tokens_per_s if last else None,
+            losses=tuple(self._losses),
+            val_losses=tuple(self._val_losses),
+            running=self._running.is_set(),
+            dirty=self._session.dirty,
+        )
+
+    def _probe_and_post(self, before: Probe | None) -> None:
+        assert self._session is not None
+        start, length = self._window
+        probe = self._session.probe(start, length, k=self.PROBE_K)
+        if before is not None and before.context_ids != probe.context_ids:
+            before = None
+        if self._shown is None or self._shown.context_ids != probe.context_ids:
+            self._baseline = probe if self._running.is_set() else None
+        self._shown = probe
+        self._post(ProbeReady(start, length, probe, before))
+
+    def _close(self) -> None:
+        assert self._session is not None
+        saved: Path | None = None
+        try:
+            if self._session.dirty:
+                saved = self._session.save()
+        except NnioError as error:
+            self._post(SessionClosed(None, str(error)))
+            return
+        self._post(SessionClosed(saved))

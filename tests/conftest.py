@@ -1,0 +1,11 @@
+"""Shared test setup: keep caches and run folders out of the user's home."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_dirs(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("NNIO_TUI_CACHE_DIR", str(base / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(base / "tiktoken"))

@@ -1,0 +1,129 @@
+"""Corpus reading, tokenizing in parallel pieces, and the on-disk id cache."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model import corpus as corpus_mod
+from model.corpus import open_corpus, sample_corpus_path, tokenize_documents
+from model.errors import CorpusError
+from model.vocab import load_encoding
+
+ENC = load_encoding()
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_pieces_give_the_same_ids_as_one_whole_encode(monkeypatch):
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 2_000)
+    text = "".join(p.read_text() for p in sorted(sample_corpus_path().glob("*.txt")))[:200_000]
+    ids = tokenize_documents([text], ENC)
+    assert ids.tolist() == ENC.encode_ordinary(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab .,\n\t1é한👋")), max_size=80),
+                max_size=30))
+def test_any_newline_split_keeps_the_ids(lines):
+    corpus_mod.PIECE_CHARS, saved = 16, corpus_mod.PIECE_CHARS
+    try:
+        text = "\n".join(lines)
+        assert tokenize_documents([text], ENC).tolist() == ENC.encode_ordinary(text)
+    finally:
+        corpus_mod.PIECE_CHARS = saved
+
+
+def test_folder_documents_are_joined_by_end_of_text(tmp_path):
+    _write(tmp_path / "b.txt", "second file")
+    _write(tmp_path / "a.md", "first file")
+    _write(tmp_path / "skip.bin", "not text by suffix")
+    c = open_corpus(tmp_path, ENC)
+    expected = ENC.encode_ordinary("first file") + [ENC.eot_token] + ENC.encode_ordinary(
+        "second file")
+    assert c.ids.tolist() == expected
+
+
+def test_spelled_special_token_is_ordinary_text(tmp_path):
+    c = open_corpus(_write(tmp_path / "s.txt", "x <|endoftext|> y"), ENC)
+    assert ENC.eot_token not in c.ids.tolist()
+
+
+def test_second_open_maps_the_cache_without_tokenizing(tmp_path, monkeypatch):
+    path = _write(tmp_path / "c.txt", "cache me " * 100)
+    first = open_corpus(path, ENC)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(corpus_mod, "tokenize_documents", fail)
+    second = open_corpus(path, ENC)
+    assert isinstance(second.ids, np.memmap)
+    assert second.ids.tolist() == first.ids.tolist()
+
+
+def test_changed_content_is_tokenized_again(tmp_path):
+    path = _write(tmp_path / "c.txt", "one two three")
+    open_corpus(path, ENC)
+    _write(path, "four five six seven")
+    assert open_corpus(path, ENC).ids.tolist() == ENC.encode_ordinary("four five six seven")
+
+
+def test_jsonl_skips_and_counts_broken_lines(tmp_path):
+    lines = [json.dumps({"text": "good one"}), "{broken", json.dumps({"title": "no text"}),
+             json.dumps({"text": "good two"})]
+    c = open_corpus(_write(tmp_path / "d.jsonl", "\n".join(lines)), ENC)
+    assert c.ids.tolist().count(ENC.eot_token) == 1
+    assert any("skipped 2 of 4 lines" in w for w in c.warnings)
+
+
+def test_parquet_needs_a_text_column(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    good, bad = tmp_path / "good.parquet", tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"text": ["alpha beta", "gamma"]}), good)
+    pq.write_table(pa.table({"body": ["alpha"]}), bad)
+    assert open_corpus(good, ENC).ids.tolist().count(ENC.eot_token) == 1
+    with pytest.raises(CorpusError, match="no 'text' column \\(columns: body\\)"):
+        open_corpus(bad, ENC)
+
+
+def test_invalid_utf8_is_replaced_and_said(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"caf\xe9 au lait")
+    c = open_corpus(path, ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary("caf\ufffd au lait")
+    assert any("invalid UTF-8" in w for w in c.warnings)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing.txt", "corpus not found"),
+    (lambda p: _write(p / "empty.txt", ""), "is empty"),
+    (lambda p: (p / "bin.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00") and p / "bin.txt",
+     "looks like a binary file"),
+    (lambda p: (p / "sub").mkdir() or p / "sub", "no text files in folder"),
+])
+def test_bad_sources_give_one_clear_line(tmp_path, make, message):
+    with pytest.raises(CorpusError, match=message) as info:
+        open_corpus(make(tmp_path), ENC)
+    assert "\n" not in str(info.value)
+
+
+def test_short_corpus_offers_a_shorter_context(tmp_path):
+    c = open_corpus(_write(tmp_path / "s.txt", "word " * 100), ENC)
+    assert c.split == c.n_tokens - c.n_tokens // 10
+    with pytest.raises(CorpusError, match="use --context 9"):
+        c.check_fits(64)
+    c.check_fits(8)
+
+
+def test_bundled_sample_is_large_enough_to_learn_from():
+    c = open_corpus(None, ENC)
+    assert c.name == "sample_data"
+    assert c.n_bytes >= 150_000

