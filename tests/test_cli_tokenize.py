@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tiktoken
@@ -59,3 +60,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, make, message):
     assert message in result.stderr
     assert b"Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_oddities_file_matches_tiktoken():
+    path = Path(__file__).resolve().parent.parent / "sample_data" / "oddities.txt"
+    result = run("tokenize", str(path), "--ids")
+    assert result.returncode == 0, result.stderr
+    expected = REFERENCE.encode_ordinary(path.read_text(encoding="utf-8"))
+    assert list(map(int, result.stdout.split())) == expected
