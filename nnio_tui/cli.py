@@ -16,6 +16,13 @@ SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (what is wrong, where to look), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _positive(kind: type) -> Callable[[str], int | float]:
     def parse(text: str):
         try:
@@ -63,7 +70,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The parser for the app (command None) or for one subcommand."""
     if command is None:
-        p = argparse.ArgumentParser(
+        p = _Parser(
             prog="nnio-tui",
             description="Watch a language model's next-token probabilities change while it trains. "
             "Subcommands: tokenize, train, predict, sample (nnio-tui SUBCOMMAND --help).",
@@ -74,7 +81,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--context", type=_positive(int), help="context window length to start with")
         p.add_argument("--checkpoint", help="checkpoint to resume, and where to save")
         return p
-    p = argparse.ArgumentParser(prog=f"nnio-tui {command}")
+    p = _Parser(prog=f"nnio-tui {command}")
     if command == "tokenize":
         p.add_argument("path", nargs="?", default=None, help="text source or - (default: sample)")
         p.add_argument("--encoding", default="cl100k_base")
