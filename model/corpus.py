@@ -18,10 +18,12 @@ from model.errors import CorpusError
 
 CACHE_VERSION = 1
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".rst", ".org", ".tex", ".py", ".csv", ".tsv", ".html"}
-# Pieces tokenized in parallel. A piece ends just after a newline that is followed by an ASCII
-# letter: tiktoken's pre-tokenizer always breaks there, so the ids equal one whole-text encode.
-PIECE_CHARS = 1 << 20
-_SAFE_BREAK = re.compile(r"\n(?=[A-Za-z])")
+# Pieces tokenized in parallel. tiktoken's pre-tokenizer always breaks just after a newline that
+# precedes an ASCII letter, and just before a space between two ASCII letters, so pieces cut
+# there give the same ids as one whole-text encode (a 200 MB single line still splits). The
+# older gpt2-style pattern merges newline runs differently, so it only gets the space rule.
+_SAFE_BREAK = re.compile(r"\n(?=[A-Za-z])|(?<=[A-Za-z])(?= [A-Za-z])")
+_SAFE_BREAK_GPT2 = re.compile(r"(?<=[A-Za-z])(?= [A-Za-z])")
 
 Progress = Callable[[str, float], None]
 
@@ -190,10 +192,10 @@ def _read_files(files: list[Path], warnings: list[str], strict: bool = False) ->
     return docs
 
 
-def _pieces(text: str) -> Iterator[str]:
+def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
     start = 0
     while len(text) - start > PIECE_CHARS:
-        found = _SAFE_BREAK.search(text, start + PIECE_CHARS)
+        found = safe_break.search(text, start + PIECE_CHARS)
         if found is None:
             break
         yield text[start : found.end()]
@@ -212,11 +214,12 @@ def tokenize_documents(docs: list[str], enc, on_progress: Progress | None = None
     Returns:
         (N,) uint32 ids.
     """
+    safe_break = _SAFE_BREAK_GPT2 if enc.name in ("gpt2", "r50k_base", "p50k_base") else _SAFE_BREAK
     jobs: list[str | None] = []  # None marks a document boundary
     for i, doc in enumerate(docs):
         if i:
             jobs.append(None)
-        jobs.extend(_pieces(doc))
+        jobs.extend(_pieces(doc, safe_break))
     total = sum(len(j) for j in jobs if j) or 1
     eot = np.array([enc.eot_token], dtype=np.uint32)
 

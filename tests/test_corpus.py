@@ -127,3 +127,10 @@ def test_bundled_sample_is_large_enough_to_learn_from():
     c = open_corpus(None, ENC)
     assert c.name == "sample_data"
     assert c.n_bytes >= 150_000
+
+
+def test_a_single_long_line_is_split_and_keeps_its_ids(monkeypatch):
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 100)
+    text = ("one line with no newline at all, " * 40).strip()
+    assert len(list(corpus_mod._pieces(text, corpus_mod._SAFE_BREAK))) > 5
+    assert tokenize_documents([text], ENC).tolist() == ENC.encode_ordinary(text)
