@@ -22,6 +22,7 @@ TEXT_SUFFIXES = {".txt", ".text", ".md", ".rst", ".org", ".tex", ".py", ".csv", 
 # precedes an ASCII letter, and just before a space between two ASCII letters, so pieces cut
 # there give the same ids as one whole-text encode (a 200 MB single line still splits). The
 # older gpt2-style pattern merges newline runs differently, so it only gets the space rule.
+PIECE_CHARS = 1 << 20
 _SAFE_BREAK = re.compile(r"\n(?=[A-Za-z])|(?<=[A-Za-z])(?= [A-Za-z])")
 _SAFE_BREAK_GPT2 = re.compile(r"(?<=[A-Za-z])(?= [A-Za-z])")
 
