@@ -1,0 +1,365 @@
+"""NnioApp: a small GPT's input window and next-token probabilities, live while it trains."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from model.api import Chunk, NudgeReport, Probe, Sampled, Session, SessionInfo
+from nnio_tui import messages
+from nnio_tui.messages import TrainingSnapshot
+from nnio_tui.training import CorpusView, Look, NewWindow, Nudge, Reset, Sample, Save, Step
+from nnio_tui.training import TrainingBridge
+from nnio_tui.widgets.confirm_reset import ConfirmReset
+from nnio_tui.widgets.context_window import ContextWindow, pct
+from nnio_tui.widgets.help_screen import HelpScreen
+from nnio_tui.widgets.info_header import InfoHeader
+from nnio_tui.widgets.loading_view import LoadingView
+from nnio_tui.widgets.loss_chart import LossChart
+from nnio_tui.widgets.next_token_bars import NextTokenBars
+from nnio_tui.widgets.too_small import TooSmall
+from nnio_tui.widgets.token_chunks import TokenChunks
+
+MIN_SIZE = (80, 24)
+
+# (key, shown as, action, footer label, help text, in footer)
+KEYS = [
+    ("space", "space", "toggle_run", "Run/pause", "run or pause training", True),
+    ("s", "s", "step", "Step", "one batch step", True),
+    ("u", "u", "nudge", "Nudge", "one update on this window only", True),
+    ("n", "n", "new_window", "New", "a new random window", True),
+    ("left", "←", "slide(-1)", "Slide", "slide the window one token left", False),
+    ("right", "→", "slide(1)", "Slide", "slide the window one token right", False),
+    ("left_square_bracket", "[", "resize_context(-1)", "Shorter", "shorter context", False),
+    ("right_square_bracket", "]", "resize_context(1)", "Longer", "longer context", False),
+    ("i", "i", "toggle_ids", "Ids", "token ids on or off", False),
+    ("g", "g", "sample", "Sample", "sample the next token and show how it was chosen", True),
+    ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
+    ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
+    ("question_mark", "?", "help", "Help", "this help", True),
+    ("q", "q", "quit", "Quit", "quit (saves the checkpoint if training changed it)", True),
+]
+
+
+class NnioApp(App[int]):
+    """Shows the network's input (a window of tokens) and output (next-token probabilities).
+
+    One thread worker owns the session; the app owns the state (reactives) and binds it
+    into the panels, which only draw it.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "nnio-tui"
+    BINDINGS = [
+        Binding(key, action, label, key_display=shown, show=footer)
+        for key, shown, action, label, _, footer in KEYS
+    ]
+
+    info: reactive[SessionInfo | None] = reactive(None)
+    title_hint = reactive("")
+    corpus: reactive[CorpusView | None] = reactive(None)
+    block_size = reactive(0)
+    window_start = reactive(0)
+    context = reactive(1)
+    show_ids = reactive(False)
+    window_chunks: reactive[tuple[Chunk, ...]] = reactive(tuple)
+    probe: reactive[Probe | None] = reactive(None)
+    before: reactive[Probe | None] = reactive(None)
+    probe_stale = reactive(False)
+    nudge: reactive[NudgeReport | None] = reactive(None)
+    sampled: reactive[Sampled | None] = reactive(None)
+    training: reactive[TrainingSnapshot | None] = reactive(None)
+    step = reactive(0)
+    running = reactive(False)
+
+    def __init__(
+        self,
+        open_session: Callable[[Callable[[str, float], None]], Session] | None = None,
+        context: int | None = None,
+        title_hint: str = "",
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Args:
+        open_session: builds the session on the worker thread, given an on_progress callback.
+        context: the first window's length; None picks min(8, block_size).
+        title_hint: what the header says while the session opens.
+        session: a ready session instead of open_session (tests).
+        """
+        super().__init__()
+        self.bridge = TrainingBridge(
+            self.post_message, session=session, open_session=open_session, context=context
+        )
+        self.saved_path: Path | None = None
+        self.set_reactive(NnioApp.title_hint, title_hint)
+        self._quitting = False
+        self._failed = False
+        self._worker: Worker[None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint)
+        yield LoadingView(id="loading")
+        yield TooSmall(id="too-small")
+        with Vertical(id="main"):
+            yield TokenChunks(id="tokens").data_bind(
+                NnioApp.corpus, NnioApp.window_start, NnioApp.context, NnioApp.show_ids
+            )
+            with Horizontal(id="lower"):
+                with Vertical(id="left"):
+                    yield ContextWindow(id="context").data_bind(
+                        NnioApp.window_chunks, NnioApp.block_size, NnioApp.nudge, NnioApp.sampled
+                    )
+                    yield LossChart(id="loss").data_bind(NnioApp.training)
+                yield NextTokenBars(id="bars").data_bind(
+                    NnioApp.probe, NnioApp.before, NnioApp.sampled, stale=NnioApp.probe_stale
+                )
+        yield Footer()
+
+    @property
+    def _home(self) -> Screen:
+        return self.screen_stack[0]
+
+    def on_mount(self) -> None:
+        self.query_one("#tokens").border_title = "tokens"
+        self._home.add_class("-loading")
+        self._check_size(self.size.width, self.size.height)
+        self._ensure_worker()
+
+    # -- the worker ----------------------------------------------------------
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _run_training(self) -> None:
+        worker = get_current_worker()
+        self.bridge.serve(lambda: worker.is_cancelled)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.is_finished:
+            self._worker = self._run_training()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "training" or event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        line = f"{type(error).__name__}: {error}".splitlines()[0]
+        self.bridge.pause()
+        self.running = False
+        if self._quitting:
+            self.exit(1, return_code=1, message=line)
+        elif self.corpus is None:
+            self._show_failure(line)
+        else:
+            self.notify(line, title="training stopped", severity="error")
+
+    # -- facts from the worker -----------------------------------------------
+    def on_session_loading(self, message: messages.SessionLoading) -> None:
+        self.query_one(LoadingView).show_progress(message.what, message.fraction)
+
+    def on_session_opened(self, message: messages.SessionOpened) -> None:
+        self.info = message.info
+        self.step = message.info.step
+        self.block_size = message.info.block_size
+        self.corpus = message.corpus
+        self._set_window(message.start, message.length, probe=False)
+        self._home.remove_class("-loading")
+
+    def on_session_failed(self, message: messages.SessionFailed) -> None:
+        self._show_failure(message.error)
+
+    def _show_failure(self, line: str) -> None:
+        self._failed = True
+        self.query_one(LoadingView).show_error(line)
+
+    def on_session_reset(self, message: messages.SessionReset) -> None:
+        self.info = message.info
+        self.nudge = self.sampled = None
+        self.notify("fresh random weights: step 0")
+
+    def on_session_closed(self, message: messages.SessionClosed) -> None:
+        self.saved_path = message.saved_path
+        if message.error is not None:
+            self.exit(1, return_code=1, message=f"could not save the checkpoint: {message.error}")
+        else:
+            self.exit(0)
+
+    def on_training_progress(self, message: messages.TrainingProgress) -> None:
+        self.training = message.snapshot
+        self.step = message.snapshot.step
+
+    def on_training_started(self) -> None:
+        self.running = True
+
+    def on_training_stopped(self) -> None:
+        self.running = False
+
+    def watch_running(self, running: bool) -> None:
+        self._home.set_class(running, "-training")
+
+    def _is_current(self, start: int, length: int) -> bool:
+        return (start, length) == (self.window_start, self.context)
+
+    def on_probe_ready(self, message: messages.ProbeReady) -> None:
+        # A probe for an older window is stale: a newer one is already on its way.
+        if self._is_current(message.start, message.length):
+            self.probe, self.before = message.probe, message.before
+            self.probe_stale = False
+
+    def on_window_chosen(self, message: messages.WindowChosen) -> None:
+        self._set_window(message.start, message.length, probe=False)
+
+    def on_nudged(self, message: messages.Nudged) -> None:
+        if self._is_current(message.start, message.length):
+            self.nudge = message.report
+
+    def on_token_sampled(self, message: messages.TokenSampled) -> None:
+        if self._is_current(message.start, message.length):
+            self.sampled = message.sampled
+            token = message.sampled.token
+            self.notify(f"sampled {token.text} ({pct(token.prob)})", timeout=3)
+
+    def on_checkpoint_saved(self, message: messages.CheckpointSaved) -> None:
+        self.notify(f"saved checkpoint to {message.path}")
+
+    def on_command_failed(self, message: messages.CommandFailed) -> None:
+        self.notify(message.error, title="paused", severity="error")
+
+    @on(TokenChunks.TokenClicked)
+    def make_label(self, message: TokenChunks.TokenClicked) -> None:
+        """The clicked token becomes the label; the window is the tokens before it."""
+        if not self._can_act() or message.index < 1:
+            self.bell()
+            return
+        length = min(self.context, message.index)
+        self._set_window(message.index - length, length)
+
+    # -- the window ----------------------------------------------------------
+    def _set_window(self, start: int, length: int, probe: bool = True) -> None:
+        assert self.corpus is not None
+        length = max(1, min(length, self.block_size, self.corpus.n_tokens - 1))
+        start = max(0, min(start, self.corpus.n_tokens - length - 1))
+        if not self._is_current(start, length):
+            self.nudge = self.sampled = None
+            self.probe_stale = True
+        self.window_start, self.context = start, length
+        self.window_chunks = tuple(self.corpus.chunks(start, start + length + 1))
+        if probe:
+            self.bridge.send(Look(start, length))
+            self._ensure_worker()
+
+    def _can_act(self) -> bool:
+        return self.corpus is not None and not self._quitting
+
+    def _send(self, command: Step | Nudge | NewWindow | Sample | Save | Reset) -> None:
+        if not self._can_act():
+            self.bell()
+            return
+        self.bridge.send(command)
+        self._ensure_worker()
+
+    # -- keys ----------------------------------------------------------------
+    def action_toggle_run(self) -> None:
+        """Run or pause continuous training."""
+        if not self._can_act():
+            self.bell()
+        elif self.bridge.running:
+            self.bridge.pause()
+        else:
+            self.bridge.resume()
+            self._ensure_worker()
+
+    def action_step(self) -> None:
+        """One batch update."""
+        self._send(Step())
+
+    def action_nudge(self) -> None:
+        """One update on the current window only."""
+        self._send(Nudge(self.window_start, self.context))
+
+    def action_new_window(self) -> None:
+        """Ask the worker for a random window."""
+        self._send(NewWindow(self.context))
+
+    def action_slide(self, delta: int) -> None:
+        """Move the window by delta tokens."""
+        if self._can_act():
+            self._set_window(self.window_start + delta, self.context)
+
+    def action_resize_context(self, delta: int) -> None:
+        """Make the context shorter or longer, keeping the label where it is if it can."""
+        if not self._can_act():
+            return
+        length = max(1, min(self.context + delta, self.block_size))
+        if length == self.context:
+            self.bell()
+            return
+        label = self.window_start + self.context
+        # At the corpus start a longer context pushes the label right instead.
+        self._set_window(max(0, label - length), length)
+
+    def action_toggle_ids(self) -> None:
+        """Show or hide token ids under the chunks."""
+        self.show_ids = not self.show_ids
+
+    def action_sample(self) -> None:
+        """Draw a next token from the model."""
+        self._send(Sample(self.window_start, self.context))
+
+    def action_save(self) -> None:
+        """Write a checkpoint."""
+        self._send(Save())
+
+    def action_reset(self) -> None:
+        """Ask, then reset to random weights."""
+        if not self._can_act():
+            self.bell()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._send(Reset())
+
+        self.push_screen(ConfirmReset(), answered)
+
+    def action_help(self) -> None:
+        """Show every key."""
+        self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]))
+
+    async def action_quit(self) -> None:
+        """Stop after the current step, save if dirty, then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.bridge.request_quit()
+        if self.corpus is None:
+            # Nothing was opened, so nothing to save; a factory still running ends on its own.
+            code = 1 if self._failed else 0
+            self.exit(code, return_code=code)
+            return
+        self.notify("stopping…", timeout=10)
+        self._ensure_worker()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for _, shown, action, label, text, _ in KEYS:
+            name, _, arg = action.partition("(")
+            method = getattr(self, f"action_{name}")
+            callback = partial(method, int(arg.rstrip(")"))) if arg else method
+            yield SystemCommand(f"{label} ({shown})", text, callback)
+
+    # -- size ----------------------------------------------------------------
+    def on_resize(self, event: Resize) -> None:
+        self._check_size(event.size.width, event.size.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        too_small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self._home.set_class(too_small, "-too-small")
+        self.query_one(TooSmall).have = (width, height)

@@ -1,0 +1,150 @@
+"""ContextWindow: the tokens that go into the network, as chips with ids, and the label."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from model.api import Chunk, NudgeReport, Sampled
+
+
+def pct(p: float) -> str:
+    """A probability as a short percentage that stays readable for tiny values."""
+    if p >= 0.001:
+        return f"{p * 100:.1f}%"
+    if p >= 0.00001:
+        return f"{p * 100:.3f}%"
+    return f"{p * 100:.4f}%"
+
+
+class ContextWindow(Widget):
+    """Chips for the window's tokens (newest last), then the label and what happened to it.
+
+    window_chunks holds the context tokens followed by the label token.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "context-window--even",
+        "context-window--odd",
+        "context-window--id",
+        "context-window--label",
+        "context-window--dim",
+    }
+
+    DEFAULT_CSS = """
+    ContextWindow {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        height: 1fr;
+    }
+    """
+
+    window_chunks: reactive[tuple[Chunk, ...]] = reactive(tuple)
+    block_size = reactive(0)
+    nudge: reactive[NudgeReport | None] = reactive(None)
+    sampled: reactive[Sampled | None] = reactive(None)
+
+    def watch_window_chunks(self) -> None:
+        self._update_title()
+
+    def watch_block_size(self) -> None:
+        self._update_title()
+
+    def _update_title(self) -> None:
+        n = max(0, len(self.window_chunks) - 1)
+        self.border_title = f"context: {n} of max {self.block_size}"
+
+    def _info_lines(self) -> list[Text]:
+        lines: list[Text] = []
+        label_style = self.get_component_rich_style("context-window--label")
+        dim = self.get_component_rich_style("context-window--dim")
+        if self.window_chunks:
+            label = self.window_chunks[-1]
+            lines.append(
+                Text.assemble("label ", (label.text, label_style), (f" {label.token_id}", dim))
+            )
+        if self.nudge is not None:
+            before, after = pct(self.nudge.before), pct(self.nudge.after)
+            lines.append(Text.assemble("p(label) ", before, " -> ", (after, "bold"), (" nudged", dim)))
+        if self.sampled is not None:
+            token = self.sampled.token
+            line = Text.assemble(
+                "sampled ", (token.text, label_style), (f" {token.token_id}", dim),
+                f" p {pct(token.prob)}", (f" T={self.sampled.temperature:g} from", dim),
+            )
+            for candidate in self.sampled.top:
+                line.append(" ")
+                line.append(candidate.text, "bold" if candidate == token else "")
+                line.append(f" {pct(candidate.prob)}", dim)
+            lines.append(line)
+        return lines
+
+    def _chip_lines(self, width: int, max_lines: int) -> tuple[list[list[tuple[Chunk, int]]], int]:
+        """Pack chips from the newest backwards; returns lines and how many were left out."""
+        context = self.window_chunks[:-1]
+        arrow = cell_len(" -> ?")
+        lines: list[list[tuple[Chunk, int]]] = []
+        current: list[tuple[Chunk, int]] = []
+        used = arrow
+        i = len(context) - 1
+        while i >= 0:
+            chunk = context[i]
+            w = max(cell_len(chunk.text) + 2, len(str(chunk.token_id))) + 1
+            if current and used + w > width:
+                lines.insert(0, current)
+                if len(lines) == max_lines:
+                    break
+                current, used = [], 0
+            current.insert(0, (chunk, w))
+            used += w
+            i -= 1
+        else:
+            lines.insert(0, current)
+            return lines, 0
+        left_out = i + 1
+        # Make room for the "+N" marker on the first line.
+        while lines[0] and sum(w for _, w in lines[0]) + len(f"+{left_out} ") > width:
+            lines[0].pop(0)
+            left_out += 1
+        return lines, left_out
+
+    def render(self) -> Text:
+        if not self.window_chunks:
+            return Text("")
+        width, height = self.size.width, self.size.height
+        info = self._info_lines()
+        chip_rows = max(2, height - len(info))
+        lines, left_out = self._chip_lines(width, max(1, chip_rows // 2))
+        parity = {0: self.get_component_rich_style("context-window--even"),
+                  1: self.get_component_rich_style("context-window--odd")}
+        id_style = self.get_component_rich_style("context-window--id")
+        dim = self.get_component_rich_style("context-window--dim")
+        out = Text(no_wrap=True, overflow="ellipsis", end="")
+        first_index = left_out
+        for n, line in enumerate(lines):
+            chips, ids = Text(), Text()
+            if n == 0 and left_out:
+                marker = f"+{left_out} "
+                chips.append(marker, dim)
+                ids.append(" " * len(marker))
+            for j, (chunk, w) in enumerate(line):
+                index = first_index + j
+                chips.append("[" + chunk.text + "]", parity[index % 2])
+                chips.append(" " * (w - cell_len(chunk.text) - 2))
+                ids.append(str(chunk.token_id).ljust(w), id_style)
+            first_index += len(line)
+            if n == len(lines) - 1:
+                chips.append("-> ?", "bold")
+            out.append_text(chips)
+            out.append("\n")
+            out.append_text(ids)
+            out.append("\n")
+        for line in info:
+            out.append_text(line)
+            out.append("\n")
+        out.rstrip()
+        return out

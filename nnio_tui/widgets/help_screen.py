@@ -1,0 +1,47 @@
+"""HelpScreen: every key the app knows, and what the picture shows."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+ABOUT = (
+    "A window of tokens goes in; one probability for every token in the vocabulary comes out. "
+    "The label is the token that really came next. Training nudges its probability up."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """A modal list of keys; any of escape, q or ? closes it."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("q", "dismiss", "Close", show=False),
+        Binding("question_mark", "dismiss", "Close", show=False),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        """Args:
+        keys: (key as shown, what it does) pairs.
+        """
+        super().__init__()
+        self._keys = keys
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, description in self._keys:
+            table.add_row(Text(key), Text(description))
+        with Vertical(id="help-box"):
+            yield Static(Text(ABOUT), id="help-about")
+            yield Static(table, id="help-keys")
+            yield Static(Text("escape closes this"), id="help-close")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").border_title = "keys"

@@ -1,0 +1,67 @@
+"""LossChart: training and validation loss over steps, with the numbers that go with them."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Label, Sparkline
+
+from nnio_tui.messages import TrainingSnapshot
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+class LossChart(Widget):
+    """Two sparklines (train, val) under a line of numbers: step, losses, speed, lr, state."""
+
+    DEFAULT_CSS = """
+    LossChart {
+        height: auto;
+        layout: vertical;
+    }
+    LossChart .loss-chart--name {
+        width: 6;
+    }
+    """
+
+    training: reactive[TrainingSnapshot | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield Label(id="loss-numbers")
+        yield Label(id="loss-state")
+        with Horizontal(id="train-row"):
+            yield Label("train", classes="loss-chart--name")
+            yield Sparkline([], id="train-loss")
+        with Horizontal(id="val-row"):
+            yield Label("val", classes="loss-chart--name")
+            yield Sparkline([], id="val-loss")
+
+    def on_mount(self) -> None:
+        self.border_title = "loss"
+        self.watch_training(self.training)
+
+    def watch_training(self, snapshot: TrainingSnapshot | None) -> None:
+        if snapshot is None or not self.is_mounted:
+            return
+        self.query_one("#loss-numbers", Label).update(
+            Text.assemble(
+                ("step ", "dim"), f"{snapshot.step:,}",
+                ("  train ", "dim"), _fmt(snapshot.loss, ".3f"),
+                ("  val ", "dim"), _fmt(snapshot.val_loss, ".3f"),
+            )
+        )
+        self.query_one("#loss-state", Label).update(
+            Text.assemble(
+                _fmt(snapshot.tokens_per_s, ",.0f"), (" tok/s", "dim"),
+                ("  lr ", "dim"), _fmt(snapshot.lr, ".1e"),
+            )
+        )
+        state = "running ▶" if snapshot.running else "paused ⏸"
+        self.border_subtitle = f"unsaved · {state}" if snapshot.dirty else state
+        self.query_one("#train-loss", Sparkline).data = snapshot.losses
+        self.query_one("#val-loss", Sparkline).data = snapshot.val_losses

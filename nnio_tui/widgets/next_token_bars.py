@@ -1,0 +1,151 @@
+"""NextTokenBars: the network's output, top tokens as bars, with where each bar was before."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from model.api import Probe, Sampled, TokenProb
+from nnio_tui.widgets.context_window import pct
+
+EIGHTHS = " ▏▎▍▌▋▊▉"
+TEXT_WIDTH = 12
+
+
+def bar(cells: float) -> str:
+    """A horizontal bar `cells` wide, in eighths of a cell."""
+    full, rest = divmod(max(0.0, cells), 1)
+    return "█" * int(full) + (EIGHTHS[int(rest * 8)] if int(rest * 8) else "")
+
+
+class NextTokenBars(Widget):
+    """Top-k next tokens as bars scaled to the width; as many rows as fit the height.
+
+    The label's row is always shown (with its rank when it is outside the top rows). When
+    `before` is set, each bar shows its old probability: growth in one colour, loss as a ghost.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "next-token-bars--bar",
+        "next-token-bars--gain",
+        "next-token-bars--ghost",
+        "next-token-bars--label",
+        "next-token-bars--sampled",
+        "next-token-bars--dim",
+    }
+
+    DEFAULT_CSS = """
+    NextTokenBars {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        height: 1fr;
+    }
+    """
+
+    probe: reactive[Probe | None] = reactive(None)
+    before: reactive[Probe | None] = reactive(None)
+    sampled: reactive[Sampled | None] = reactive(None)
+    stale = reactive(False)
+
+    def watch_stale(self, stale: bool) -> None:
+        # The window moved and its probe is on its way; dim the old one meanwhile.
+        self.set_class(stale, "-stale")
+
+    def watch_probe(self, probe: Probe | None) -> None:
+        if probe is not None:
+            self.border_title = f"next token: {probe.vocab_size:,} outputs"
+
+    def _before_of(self, token: TokenProb) -> float | None:
+        before = self.before
+        if before is None:
+            return None
+        if before.label is not None and before.label.token_id == token.token_id:
+            return before.label.prob
+        for old in before.top:
+            if old.token_id == token.token_id:
+                return old.prob
+        return None
+
+    def _rows(self, height: int) -> tuple[list[TokenProb], bool]:
+        """Rows to draw and whether the label is drawn apart, below the top rows."""
+        probe = self.probe
+        assert probe is not None
+        label = probe.label
+        rows = max(1, height - 1)
+        top = list(probe.top[:rows])
+        if label is None or any(t.token_id == label.token_id for t in top):
+            return top, False
+        return list(probe.top[: max(0, rows - 2)]) + [label], True
+
+    def render(self) -> Text:
+        probe = self.probe
+        if probe is None:
+            return Text("waiting for the network…", style="italic")
+        width, height = self.size.width, self.size.height
+        rows, label_apart = self._rows(height)
+        style = self.get_component_rich_style
+        dim = style("next-token-bars--dim")
+        label_id = probe.label.token_id if probe.label else None
+        sampled_id = self.sampled.token.token_id if self.sampled else None
+        text_w = min(TEXT_WIDTH, max(cell_len(t.text) for t in rows))
+        id_w = max(len(str(t.token_id)) for t in rows)
+        befores = [self._before_of(t) for t in rows]
+        has_before = any(b is not None for b in befores)
+        pct_w = 15 if has_before else 7
+        bar_w = max(4, width - (2 + text_w + 1 + id_w + 1 + 1 + pct_w))
+        scale = max([t.prob for t in rows] + [b for b in befores if b is not None])
+        out = Text(no_wrap=True, overflow="crop", end="")
+        for n, (token, old) in enumerate(zip(rows, befores)):
+            if label_apart and n == len(rows) - 1:
+                out.append("  ⋮\n", dim)
+            marker = "▶" if token.token_id == label_id else ("◆" if token.token_id == sampled_id else " ")
+            line_style = (
+                style("next-token-bars--label") if token.token_id == label_id
+                else style("next-token-bars--sampled") if token.token_id == sampled_id
+                else None
+            )
+            name = Text(token.text)
+            name.truncate(text_w, overflow="ellipsis", pad=True)
+            out.append(f"{marker} ", line_style)
+            out.append(name.plain, line_style)
+            out.append(f" {token.token_id:>{id_w}} ", dim)
+            now_cells = token.prob / scale * bar_w
+            if old is None or old == token.prob:
+                out.append(bar(now_cells).ljust(bar_w), style("next-token-bars--bar"))
+            elif old < token.prob:
+                # Whole cells the bar had before stay plain; the growth is coloured.
+                new_bar, kept = bar(now_cells), int(old / scale * bar_w)
+                out.append(new_bar[:kept], style("next-token-bars--bar"))
+                out.append(new_bar[kept:].ljust(bar_w - kept), style("next-token-bars--gain"))
+            else:
+                now_bar = bar(now_cells)
+                out.append(now_bar, style("next-token-bars--bar"))
+                ghost = "░" * max(0, round(old / scale * bar_w) - len(now_bar))
+                out.append(ghost.ljust(bar_w - len(now_bar)), style("next-token-bars--ghost"))
+            value = pct(token.prob) if old is None else f"{pct(old)} -> {pct(token.prob)}"
+            out.append(" " + value.rjust(pct_w), line_style)
+            out.append("\n")
+        out.append_text(self._summary(probe, dim))
+        return out
+
+    def _summary(self, probe: Probe, dim) -> Text:
+        """Label rank, entropy and loss, each added only while it fits the width."""
+        parts: list[Text] = []
+        if probe.label is not None and probe.label_rank is not None:
+            parts.append(Text.assemble(
+                ("▶ ", self.get_component_rich_style("next-token-bars--label")),
+                f"rank {probe.label_rank:,} of {probe.vocab_size:,}",
+            ))
+        parts.append(Text(f"entropy {probe.entropy:.2f} nats", dim))
+        if probe.loss is not None:
+            parts.append(Text(f"loss {probe.loss:.2f}", dim))
+        line = Text()
+        for part in parts:
+            if line and line.cell_len + 2 + part.cell_len > self.size.width:
+                break
+            line.append_text(Text("  ") + part if line else part)
+        return line

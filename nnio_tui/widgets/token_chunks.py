@@ -1,0 +1,247 @@
+"""TokenChunks: the corpus as coloured token chunks, with the current window outlined."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual import events
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from model.api import Chunk
+from nnio_tui.training import CorpusView
+
+PAGE = 256
+MAX_PAGES = 64
+
+
+class Cell(NamedTuple):
+    """One chunk placed on a line: its corpus index, chunk, column and width."""
+
+    index: int
+    chunk: Chunk
+    x: int
+    width: int
+
+
+class TokenChunks(Widget):
+    """Shows only the visible part of the corpus, read page by page from a CorpusView.
+
+    Lines are laid out from `top`, the index of the first visible token, so a corpus of any
+    size costs the same; the window and its label are kept in view as they move.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "token-chunks--even",
+        "token-chunks--odd",
+        "token-chunks--window-even",
+        "token-chunks--window-odd",
+        "token-chunks--label",
+        "token-chunks--bytes",
+        "token-chunks--id",
+    }
+
+    DEFAULT_CSS = """
+    TokenChunks {
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+        height: 1fr;
+        min-height: 3;
+    }
+    """
+
+    corpus: reactive[CorpusView | None] = reactive(None)
+    window_start = reactive(0)
+    context = reactive(1)
+    show_ids = reactive(False)
+
+    @dataclass
+    class TokenClicked(Message):
+        """A token was clicked: it should become the label."""
+
+        index: int
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.top = 0
+        self._lines: list[list[Cell]] = []
+        self._pages: OrderedDict[int, list[Chunk]] = OrderedDict()
+
+    # -- data ----------------------------------------------------------------
+    def _chunk(self, index: int) -> Chunk:
+        page = index // PAGE
+        chunks = self._pages.get(page)
+        if chunks is None:
+            assert self.corpus is not None
+            chunks = self.corpus.chunks(page * PAGE, page * PAGE + PAGE)
+            self._pages[page] = chunks
+            if len(self._pages) > MAX_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page)
+        return chunks[index - page * PAGE]
+
+    def _cell_width(self, chunk: Chunk) -> int:
+        width = cell_len(chunk.text)
+        return max(width, len(str(chunk.token_id))) + 1 if self.show_ids else width
+
+    # -- layout --------------------------------------------------------------
+    @property
+    def _rows_per_line(self) -> int:
+        return 2 if self.show_ids else 1
+
+    def _layout(self, top: int) -> list[list[Cell]]:
+        width = max(1, self.size.width)
+        n_lines = max(1, self.size.height // self._rows_per_line)
+        n = self.corpus.n_tokens if self.corpus else 0
+        lines: list[list[Cell]] = []
+        index = top
+        while len(lines) < n_lines and index < n:
+            line: list[Cell] = []
+            x = 0
+            while index < n:
+                chunk = self._chunk(index)
+                w = self._cell_width(chunk)
+                if line and x + w > width:
+                    break
+                line.append(Cell(index, chunk, x, min(w, width)))
+                x += w
+                index += 1
+                if chunk.text.endswith("⏎"):
+                    break
+            lines.append(line)
+        return lines
+
+    def _line_start_before(self, index: int, lines: int = 1) -> int:
+        """Walk back `lines` lines from index, packing greedily as layout would."""
+        width = max(1, self.size.width)
+        start = index
+        for _ in range(lines):
+            x = 0
+            while start > 0:
+                chunk = self._chunk(start - 1)
+                w = self._cell_width(chunk)
+                if chunk.text.endswith("⏎") and x > 0 or x + w > width:
+                    break
+                x += w
+                start -= 1
+            if start == 0:
+                break
+        return start
+
+    def _last_visible(self, lines: list[list[Cell]]) -> int:
+        return lines[-1][-1].index if lines and lines[-1] else -1
+
+    def _relayout(self, follow: bool) -> None:
+        if self.corpus is None or not self.size:
+            self._lines = []
+            self.refresh()
+            return
+        lines = self._layout(self.top)
+        label = self.window_start + self.context
+        if follow and (self.window_start < self.top or label > self._last_visible(lines)):
+            # Put the window a line below the top, or if it is too long, the label near the end.
+            self.top = self._line_start_before(self.window_start, 1)
+            lines = self._layout(self.top)
+            if label > self._last_visible(lines):
+                self.top = self._line_start_before(label, max(1, len(lines) - 1))
+                lines = self._layout(self.top)
+            while label > self._last_visible(lines) and self.top < label:
+                self.top += 1
+                lines = self._layout(self.top)
+        self._lines = lines
+        if lines and lines[-1]:
+            last = self._last_visible(lines)
+            self.border_subtitle = f"{self.top:,}-{last:,} of {self.corpus.n_tokens:,}"
+        self.refresh()
+
+    # -- reactives and events ------------------------------------------------
+    def watch_corpus(self) -> None:
+        self._pages.clear()
+        self.top = 0
+        self._relayout(follow=True)
+
+    def watch_window_start(self) -> None:
+        self._relayout(follow=True)
+
+    def watch_context(self) -> None:
+        self._relayout(follow=True)
+
+    def watch_show_ids(self) -> None:
+        self._relayout(follow=True)
+
+    def on_resize(self) -> None:
+        self._relayout(follow=True)
+
+    def scroll_lines(self, delta: int) -> None:
+        """Move the view by whole lines (the window may leave the view)."""
+        if not self._lines:
+            return
+        if delta > 0 and len(self._lines) > 1:
+            self.top = self._lines[min(delta, len(self._lines) - 1)][0].index
+        elif delta < 0:
+            self.top = self._line_start_before(self.top, -delta)
+        self._relayout(follow=False)
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.scroll_lines(1)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.scroll_lines(-1)
+
+    def index_at(self, x: int, y: int) -> int | None:
+        """The corpus index of the token drawn at content offset (x, y), if any."""
+        line = y // self._rows_per_line
+        if line >= len(self._lines):
+            return None
+        for cell in self._lines[line]:
+            if cell.x <= x < cell.x + cell.width:
+                return cell.index
+        return None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        index = self.index_at(offset.x, offset.y)
+        if index is not None:
+            self.post_message(self.TokenClicked(index))
+
+    # -- drawing -------------------------------------------------------------
+    def _style_of(self, cell: Cell) -> str:
+        parity = "odd" if cell.index % 2 else "even"
+        if cell.index == self.window_start + self.context:
+            return "token-chunks--label"
+        if self.window_start <= cell.index < self.window_start + self.context:
+            return f"token-chunks--window-{parity}"
+        return f"token-chunks--{parity}"
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="crop", end="")
+        id_style = self.get_component_rich_style("token-chunks--id")
+        bytes_style = self.get_component_rich_style("token-chunks--bytes", partial=True)
+        width = self.size.width
+        for n, line in enumerate(self._lines):
+            if n:
+                text.append("\n")
+            for cell in line:
+                style = self.get_component_rich_style(self._style_of(cell))
+                chunk_text = cell.chunk.text[: cell.width]
+                if cell.chunk.is_partial_bytes:
+                    style = style + bytes_style
+                text.append(chunk_text, style)
+                if self.show_ids:
+                    text.append(" " * (cell.width - cell_len(chunk_text)))
+            if self.show_ids:
+                text.append("\n")
+                for cell in line:
+                    label = str(cell.chunk.token_id)
+                    text.append(label[: width - cell.x].ljust(cell.width), id_style)
+        return text

@@ -1,0 +1,302 @@
+"""Pilot tests of NnioApp over FakeSession: every key, the worker and the odd sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from textual.message import Message
+
+from model.api import CorpusError
+from nnio_tui import messages
+from nnio_tui.app import NnioApp
+from nnio_tui.widgets.help_screen import HelpScreen
+from nnio_tui.widgets.loading_view import LoadingView
+from nnio_tui.widgets.token_chunks import TokenChunks
+from nnio_tui.widgets.too_small import TooSmall
+from tests.fakes import FakeSession
+
+SIZE = (100, 30)
+
+
+async def settle(pilot) -> None:
+    """Wait until the worker has handled every command, then let the UI take its messages."""
+    assert await asyncio.to_thread(pilot.app.bridge.wait_idle, 5)
+    await pilot.pause()
+    await pilot.pause()
+
+
+def kinds(seen: list[Message]) -> list[type]:
+    return [type(m) for m in seen]
+
+
+async def test_step_key_is_exactly_one_step(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "s", "s")
+        await settle(pilot)
+        assert fake.info().step == 3
+        assert app.step == 3 and app.training.losses[0] > app.training.losses[-1]
+        assert app.before is not None and app.probe.label.prob > app.before.label.prob
+
+
+async def test_space_runs_then_pauses(tmp_path):
+    seen: list[Message] = []
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert app.running and app.screen.has_class("-training")
+        await pilot.press("space")
+        await settle(pilot)
+        assert not app.running and app.step > 10
+        assert app.training.step == app.step and not app.training.running
+        assert kinds(seen).count(messages.TrainingStarted) == 1
+        assert kinds(seen).count(messages.TrainingStopped) == 1
+
+
+async def test_nudge_raises_label_probability(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = app.probe.label.prob
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.nudge.before == before < app.nudge.after == app.probe.label.prob
+        assert app.before.label.prob == before
+        assert "p(label)" in app.query_one("#context").render().plain
+
+
+async def test_new_window_moves_the_window_and_probes_it(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.window_start > 0 and app.context == 8
+        assert app.probe.context_ids == tuple(fake.token_ids(app.window_start, app.window_start + 8))
+
+
+async def test_left_and_right_slide_one_token(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("right", "right", "left")
+        await settle(pilot)
+        assert app.window_start == 1
+        await pilot.press("left", "left")
+        await settle(pilot)
+        assert app.window_start == 0
+        assert app.probe.context_ids == tuple(FakeSession().token_ids(0, 8))
+
+
+async def test_brackets_change_context_within_bounds(tmp_path):
+    app = NnioApp(session=FakeSession(block_size=10, checkpoint_dir=tmp_path), context=3)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"]" * 20)
+        await settle(pilot)
+        assert app.context == 10 and len(app.probe.context_ids) == 10
+        await pilot.press(*"[" * 20)
+        await settle(pilot)
+        assert app.context == 1 and app.window_start + app.context == 10
+
+
+async def test_i_toggles_ids_under_the_tokens(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        assert app.query_one(TokenChunks).show_ids
+        assert "82727" in app.query_one(TokenChunks).render().plain
+        await pilot.press("i")
+        assert "82727" not in app.query_one(TokenChunks).render().plain
+
+
+async def test_g_samples_a_token_from_the_candidates(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.sampled is not None and app.sampled.token in app.sampled.top
+        assert app.query_one("#bars").sampled == app.sampled
+        assert "sampled" in app.query_one("#context").render().plain
+
+
+async def test_ctrl_s_saves_and_notifies(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "ctrl+s")
+        await settle(pilot)
+        assert fake.saves == [tmp_path / "fake.nnio"] and not fake.dirty
+        assert any(str(tmp_path) in n.message for n in app._notifications)
+
+
+async def test_r_resets_only_after_yes(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "s", "r", "n")
+        await settle(pilot)
+        assert app.step == 2
+        await pilot.press("r", "y")
+        await settle(pilot)
+        assert app.step == 0 and app.training.losses == ()
+
+
+async def test_q_saves_when_dirty_and_exits(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "q")
+        await settle(pilot)
+    assert app.return_code == 0 and app.saved_path == tmp_path / "fake.nnio"
+    assert fake.saves == [app.saved_path]
+
+
+async def test_q_without_training_saves_nothing(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+    assert app.return_code == 0 and app.saved_path is None and fake.saves == []
+
+
+async def test_q_mid_step_waits_for_the_step_then_saves(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        fake.gate.clear()
+        await pilot.press("space")
+        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await pilot.press("q")
+        fake.gate.set()
+        await settle(pilot)
+    assert app.return_code == 0 and app.saved_path is not None
+    assert fake.info().step >= 1 and not fake.dirty
+
+
+async def test_clicking_a_token_makes_it_the_label(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tokens = app.query_one(TokenChunks)
+        cell = tokens._lines[2][3]
+        await pilot.click(TokenChunks, offset=(cell.x + 2, 2 + 1))
+        await settle(pilot)
+        assert app.window_start + app.context == cell.index and app.context == 8
+        assert app.probe.label.token_id == cell.chunk.token_id
+
+
+async def test_small_terminal_asks_for_more_room(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=(70, 20)) as pilot:
+        await settle(pilot)
+        assert app.query_one(TooSmall).display and not app.query_one("#main").display
+        assert "have 70x20" in app.query_one(TooSmall).render().plain
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert not app.query_one(TooSmall).display and app.query_one("#main").display
+
+
+async def test_loading_view_shows_before_the_session_opens(tmp_path):
+    release = threading.Event()
+
+    def open_session(on_progress):
+        on_progress("importing torch", 0.5)
+        release.wait(5)
+        return FakeSession(checkpoint_dir=tmp_path)
+
+    app = NnioApp(open_session=open_session, title_hint="sample_data")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        assert app.query_one(LoadingView).display and "sample_data" in app.query_one("InfoHeader").render().plain
+        release.set()
+        await settle(pilot)
+        assert not app.query_one(LoadingView).display and app.probe is not None
+
+
+async def test_open_failure_shows_one_line_and_q_quits():
+    def open_session(on_progress):
+        raise CorpusError("corpus not found: nowhere.txt")
+
+    app = NnioApp(open_session=open_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "corpus not found: nowhere.txt" in str(app.query_one("#loading-error").render())
+        await pilot.press("s", "q")
+    assert app.return_code == 1
+
+
+async def test_diverged_step_pauses_and_stays_usable(tmp_path):
+    seen: list[Message] = []
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path, diverge_at=2))
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+        assert not app.running and app.step == 1
+        assert messages.CommandFailed in kinds(seen)
+        await pilot.press("right")
+        await settle(pilot)
+        assert app.window_start == 1 and app.probe.context_ids[0] == 82727
+
+
+async def test_unexpected_worker_error_is_reported_and_worker_restarts(tmp_path):
+    class Flaky(FakeSession):
+        def sample(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    app = NnioApp(session=Flaky(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert any("RuntimeError: boom" in n.message for n in app._notifications)
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.step == 1
+
+
+async def test_help_screen_lists_keys_and_closes(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_commands_are_in_the_palette(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        titles = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Step (s)", "Nudge (u)", "Sample (g)", "Slide (→)"} <= set(titles)
+        titles["Slide (→)"].callback()
+        await settle(pilot)
+        assert app.window_start == 1
+
+
+async def test_token_view_reads_only_what_it_shows(tmp_path):
+    fake = FakeSession(n_tokens=25_000_000, checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.window_start > 1000
+        spans = [int(c.split()[2]) - int(c.split()[1]) for c in fake.calls]
+        assert max(spans) <= 256 and len(spans) < 10
