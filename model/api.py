@@ -6,6 +6,8 @@ frame before torch is ready.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,12 +34,28 @@ from model.tokens import TokenizedSource, tokenize_source
 __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
-    "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source", "PRESETS", "ENCODINGS",
+    "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
+    "PRESETS", "ENCODINGS", "tune_cpu",
 ]
 
 # Names only, so the CLI can list choices without importing torch.
 PRESETS = ("tiny", "cpu", "gpu", "gpt2")
 ENCODINGS = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base", "gpt2")
+
+
+def tune_cpu(threads: int | None = None) -> None:
+    """Call once at start-up: torch threads and glibc allocator settings (see model.device)."""
+    from model.device import tune_cpu as _tune
+
+    _tune(threads)
+
+
+def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
+    """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
+    import platformdirs
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
+    return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
 
 
 class Session:
@@ -47,6 +65,32 @@ class Session:
     the token at start + length is the label. All methods run on the calling thread; the
     app calls them from one worker thread only.
     """
+
+    def __init__(self, *, enc, corpus, encoding: str, preset: str, gpt_cfg, train_cfg,
+                 device, seed: int, checkpoint_path: Path) -> None:
+        """Use Session.open or Session.load; this wires already-built parts together."""
+        import numpy as np
+
+        self._enc = enc
+        self._corpus = corpus
+        self._encoding = encoding
+        self._preset = preset
+        self._gpt_cfg = gpt_cfg
+        self._train_cfg = train_cfg
+        self._device = device
+        self._seed = seed
+        self._checkpoint_path = checkpoint_path
+        self._window_rng = np.random.default_rng([seed, 2])
+        self._trainer = self._new_trainer(seed)
+        self._updates = 0
+        self._saved_updates = 0
+
+    def _new_trainer(self, seed: int):
+        from model.data import Windows
+        from model.train import Trainer
+
+        windows = Windows(self._corpus.ids, self._corpus.split, self._gpt_cfg.block_size, seed)
+        return Trainer(self._gpt_cfg, self._train_cfg, windows, self._device, seed)
 
     @classmethod
     def open(
@@ -59,6 +103,7 @@ class Session:
         seed: int = 0,
         overrides: dict | None = None,
         on_progress: Callable[[str, float], None] | None = None,
+        checkpoint: str | Path | None = None,
     ) -> Session:
         """Tokenize (or load cached ids of) a corpus and build a fresh model.
 
@@ -70,11 +115,28 @@ class Session:
             seed: makes CPU runs repeat exactly.
             overrides: GPTConfig/TrainConfig fields to change, e.g. {"block_size": 32}.
             on_progress: called with (what, fraction 0..1) while slow work runs.
+            checkpoint: where save() writes by default; None means the user data folder,
+                runs/<corpus>-<preset>.safetensors.
 
         Returns:
             A ready session at step 0.
         """
-        raise NotImplementedError
+        from model.config import build_config
+        from model.corpus import open_corpus
+        from model.device import resolve_device
+        from model.vocab import load_encoding
+
+        torch_device = resolve_device(device)
+        enc = load_encoding(encoding)
+        gpt_cfg, train_cfg = build_config(preset, enc.n_vocab, overrides)
+        opened = open_corpus(corpus, enc, encoding, on_progress)
+        opened.check_fits(gpt_cfg.block_size)
+        if on_progress is not None:
+            on_progress("building the model", 0.0)
+        path = Path(checkpoint).expanduser() if checkpoint is not None else (
+            default_checkpoint_path(opened.name, preset))
+        return cls(enc=enc, corpus=opened, encoding=encoding, preset=preset, gpt_cfg=gpt_cfg,
+                   train_cfg=train_cfg, device=torch_device, seed=seed, checkpoint_path=path)
 
     @classmethod
     def load(
@@ -85,41 +147,109 @@ class Session:
         device: str = "auto",
         on_progress: Callable[[str, float], None] | None = None,
     ) -> Session:
-        """Resume a saved run with its own config; corpus defaults to the one it was trained on."""
-        raise NotImplementedError
+        """Resume a saved run with its own config; corpus defaults to the one it was trained on.
+
+        A nanoGPT-style ckpt.pt (read with torch.load(weights_only=True), never unpickled
+        freely) loads too, as a gpt2-encoding model without optimizer state.
+        """
+        from model import checkpoint as ckpt
+        from model.config import GPTConfig, TrainConfig, from_json
+        from model.corpus import open_corpus
+        from model.device import resolve_device
+        from model.vocab import load_encoding
+
+        path = ckpt.check_readable(Path(checkpoint))
+        torch_device = resolve_device(device)
+        if on_progress is not None:
+            on_progress("reading the checkpoint", 0.0)
+        if _looks_like_pickle(path):
+            tensors, meta = ckpt.read_nanogpt(path)
+        else:
+            tensors, meta = ckpt.read(path)
+        try:
+            gpt_cfg = from_json(GPTConfig, meta["gpt_config"])
+            train_cfg = from_json(TrainConfig, meta["train_config"])
+            encoding, step = meta["encoding"], int(meta["step"])
+        except (KeyError, ValueError, TypeError, ConfigError) as e:
+            raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
+        enc = load_encoding(encoding)
+        if enc.n_vocab != gpt_cfg.vocab_size:
+            raise CheckpointError(
+                f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
+                f"{enc.n_vocab}; load it with the encoding it was trained with")
+        source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
+        opened = open_corpus(None if source == "<sample>" else source, enc, encoding, on_progress)
+        opened.check_fits(gpt_cfg.block_size)
+        session = cls(enc=enc, corpus=opened, encoding=encoding,
+                      preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
+                      device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
+        trainer = session._trainer
+        ckpt.restore_model(trainer.model, tensors, path)
+        ckpt.restore_optimizer(trainer.optimizer, trainer.model, tensors)
+        trainer.step = step
+        if "data_state" in meta and opened.source == meta.get("corpus_source"):
+            trainer.windows.set_state(json.loads(meta["data_state"]))
+        return session
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:
-        raise NotImplementedError
+        return SessionInfo(
+            corpus_name=self._corpus.name, n_tokens=self.n_tokens, encoding=self._encoding,
+            vocab_size=self._gpt_cfg.vocab_size, preset=self._preset,
+            n_params=self._trainer.model.num_params(), device=str(self._device),
+            block_size=self.block_size, batch_size=self._train_cfg.batch_size,
+            step=self._trainer.step, checkpoint_path=str(self._checkpoint_path))
 
     @property
     def n_tokens(self) -> int:
         """Tokens in the whole corpus (train and validation splits together)."""
-        raise NotImplementedError
+        return self._corpus.n_tokens
 
     @property
     def block_size(self) -> int:
         """The longest context the model accepts."""
-        raise NotImplementedError
+        return self._gpt_cfg.block_size
+
+    @property
+    def vocab_size(self) -> int:
+        """Real vocabulary size: the number of probabilities the model outputs."""
+        return self._gpt_cfg.vocab_size
+
+    @property
+    def step_count(self) -> int:
+        """Batch updates done so far (nudges are not counted)."""
+        return self._trainer.step
 
     def token_ids(self, start: int, stop: int) -> list[int]:
-        raise NotImplementedError
+        """Corpus ids [start, stop), clipped to the corpus."""
+        start, stop = max(0, start), min(stop, self.n_tokens)
+        return [int(i) for i in self._corpus.ids[start:stop]] if start < stop else []
 
     def chunks(self, start: int, stop: int) -> list[Chunk]:
         """Display chunks for corpus tokens [start, stop)."""
-        raise NotImplementedError
+        from model.vocab import chunks_for
+
+        return chunks_for(self._enc, self.token_ids(start, stop))
 
     def chunks_of_text(self, text: str) -> list[Chunk]:
-        raise NotImplementedError
+        """Display chunks of any text, tokenized with this session's encoding."""
+        from model.vocab import chunks_for
+
+        return chunks_for(self._enc, self.encode(text))
 
     def random_window(self, length: int) -> int:
         """A random start such that the window and its label fit in the corpus."""
-        raise NotImplementedError
+        if not 1 <= length < self.n_tokens:
+            raise ConfigError(
+                f"a window of {length} tokens needs 1 to {self.n_tokens - 1} tokens of context")
+        return int(self._window_rng.integers(0, self.n_tokens - length))
 
     # -- updates -------------------------------------------------------------
     def step(self) -> StepReport:
         """One batch update on random windows of the training split."""
-        raise NotImplementedError
+        loss, lr, tokens_per_s = self._trainer.train_step()
+        self._updates += 1
+        return StepReport(step=self._trainer.step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
 
     def train(
         self,
@@ -128,32 +258,91 @@ class Session:
         should_stop: Callable[[], bool] | None = None,
         eval_every: int = 0,
     ) -> StepReport | None:
-        """Run up to `steps` batch updates, checking should_stop between steps."""
-        raise NotImplementedError
+        """Run up to `steps` batch updates, checking should_stop between steps.
+
+        With eval_every > 0, every eval_every-th report (and the last) carries val_loss.
+        """
+        report = None
+        for i in range(steps):
+            if should_stop is not None and should_stop():
+                break
+            report = self.step()
+            if eval_every > 0 and (report.step % eval_every == 0 or i == steps - 1):
+                report = StepReport(report.step, report.loss, report.lr, report.tokens_per_s,
+                                    val_loss=self.evaluate())
+            if on_step is not None:
+                on_step(report)
+        return report
 
     def nudge(self, start: int, length: int) -> NudgeReport:
-        """One update on this one window only; returns the label's probability before and after."""
-        raise NotImplementedError
+        """One update on this one window only; returns the label's probability before and after.
+
+        A plain gradient step on the label's loss at the last position, sized to raise its
+        log-probability by about 0.3 nats (e.g. 3% -> 4%); AdamW's moments are left alone.
+        """
+        context, label = self._window(start, length)
+        if label is None:
+            raise ConfigError("this window ends the corpus: there is no label to nudge toward")
+        before, after, loss = self._trainer.nudge(context, label)
+        self._updates += 1
+        return NudgeReport(step=self._trainer.step, label=self._token_prob(label, after),
+                           before=before, after=after, loss=loss)
 
     def reset(self, seed: int | None = None) -> None:
         """Fresh random weights and optimizer, step 0."""
-        raise NotImplementedError
+        if seed is not None:
+            self._seed = seed
+        self._trainer = self._new_trainer(self._seed)
+        self._updates = self._saved_updates = 0
 
     # -- looking -------------------------------------------------------------
     def probe(self, start: int, length: int, k: int = 10) -> Probe:
         """Next-token distribution for a corpus window; the label is the token after it."""
-        raise NotImplementedError
+        context, label = self._window(start, length)
+        return self.probe_ids(context, label, k)
 
     def probe_ids(self, context_ids: list[int], label_id: int | None = None, k: int = 10) -> Probe:
-        raise NotImplementedError
+        """Next-token distribution after any ids; only the last block_size are used."""
+        from model.sample import describe, next_token_probs
+
+        context = self._check_ids(list(context_ids)[-self.block_size:])
+        if label_id is not None:
+            self._check_ids([label_id])
+        probs = next_token_probs(self._trainer.model, context, self._device)
+        d = describe(probs, label_id, k)
+        label = None if label_id is None else self._token_prob(label_id, d.label_prob)
+        return Probe(
+            context_ids=tuple(context),
+            top=tuple(self._token_prob(i, p) for i, p in zip(d.top_ids, d.top_probs)),
+            label=label, label_rank=d.label_rank, entropy=d.entropy, loss=d.loss,
+            vocab_size=self.vocab_size)
 
     def surprise(self, start: int, length: int) -> list[float]:
-        """Loss (nats) at every position of a window: how surprised the model is by each token."""
-        raise NotImplementedError
+        """Loss (nats) at every position of a window: how surprised the model is by each token.
+
+        Value i is the loss of predicting token start + i + 1 from tokens start..start + i,
+        so the last value is the label's loss; a window that ends the corpus has one less.
+        Windows longer than block_size are scored block by block.
+        """
+        import torch
+
+        ids = self.token_ids(start, start + length + 1)
+        if len(ids) < 2:
+            return []
+        seq = torch.tensor(ids, dtype=torch.long, device=self._device)  # (L+1,)
+        model = self._trainer.model
+        model.eval()
+        losses: list[float] = []
+        with torch.no_grad():
+            for lo in range(0, len(ids) - 1, self.block_size):
+                hi = min(lo + self.block_size, len(ids) - 1)
+                idx, targets = seq[lo:hi].unsqueeze(0), seq[lo + 1:hi + 1].unsqueeze(0)  # (1, T)
+                losses.extend(model.position_losses(idx, targets)[0].tolist())
+        return losses
 
     def evaluate(self, batches: int = 4) -> float:
         """Mean loss on the validation split."""
-        raise NotImplementedError
+        return self._trainer.evaluate(batches)
 
     def sample(
         self,
@@ -165,8 +354,26 @@ class Session:
         seed: int | None = None,
         k_shown: int = 10,
     ) -> Sampled:
-        """Draw one next token; greedy when temperature is 0."""
-        raise NotImplementedError
+        """Draw one next token; greedy when temperature is 0.
+
+        Probabilities reported are the model's own (temperature 1, no filtering); top lists
+        the most likely of the candidates that temperature, top_k and top_p left in play.
+        """
+        import torch
+
+        from model.sample import check_sampling, draw, next_token_probs, sampling_probs
+
+        check_sampling(temperature, top_k, top_p)
+        context = self._check_ids(list(context_ids)[-self.block_size:] or [self._enc.eot_token])
+        probs = next_token_probs(self._trainer.model, context, self._device)  # (V,)
+        in_play = sampling_probs(probs, temperature, top_k, top_p)  # (V,)
+        token = draw(in_play, seed)
+        shown = torch.where(in_play > 0, probs, torch.full_like(probs, -1.0))
+        top = torch.topk(shown, min(k_shown, int((in_play > 0).sum().item())))
+        candidates = tuple(self._token_prob(i, p)
+                           for i, p in zip(top.indices.tolist(), top.values.tolist()))
+        return Sampled(token=self._token_prob(token, probs[token].item()), top=candidates,
+                       temperature=temperature)
 
     def generate(
         self,
@@ -178,20 +385,70 @@ class Session:
         top_p: float | None = None,
         seed: int | None = None,
     ) -> list[Sampled]:
-        raise NotImplementedError
+        """Sample max_tokens tokens one after another; the same seed gives the same text."""
+        ids, picks = list(context_ids), []
+        for i in range(max_tokens):
+            pick = self.sample(ids, temperature=temperature, top_k=top_k, top_p=top_p,
+                               seed=None if seed is None else seed + i)
+            picks.append(pick)
+            ids.append(pick.token.token_id)
+        return picks
 
     def encode(self, text: str) -> list[int]:
-        raise NotImplementedError
+        """Token ids of text; "<|endoftext|>" becomes the end-of-text token."""
+        return self._enc.encode(text, allowed_special="all")
 
     def decode(self, ids: list[int]) -> str:
-        raise NotImplementedError
+        """Text of ids; bytes that do not form UTF-8 become U+FFFD."""
+        return self._enc.decode(list(ids), errors="replace")
 
     # -- files ---------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint atomically; path defaults to the run's checkpoint path."""
-        raise NotImplementedError
+        from model import checkpoint as ckpt
+        from model.config import to_json
+
+        trainer = self._trainer
+        meta = {
+            "gpt_config": to_json(self._gpt_cfg), "train_config": to_json(self._train_cfg),
+            "encoding": self._encoding, "step": str(trainer.step), "preset": self._preset,
+            "seed": str(self._seed), "corpus_source": self._corpus.source,
+            "corpus_name": self._corpus.name, "data_state": json.dumps(trainer.windows.state()),
+        }
+        target = Path(path).expanduser() if path is not None else self._checkpoint_path
+        written = ckpt.save(target, trainer.model, trainer.optimizer, meta)
+        self._saved_updates = self._updates
+        return written
 
     @property
     def dirty(self) -> bool:
-        """True when training advanced since the last save."""
-        raise NotImplementedError
+        """True when training (or a nudge) changed the weights since the last save."""
+        return self._updates != self._saved_updates
+
+    # -- helpers -------------------------------------------------------------
+    def _window(self, start: int, length: int) -> tuple[list[int], int | None]:
+        if start < 0 or length < 1 or start + length > self.n_tokens:
+            raise ConfigError(
+                f"window [{start}, {start + length}) is outside the corpus of {self.n_tokens}")
+        ids = self.token_ids(start, start + length + 1)
+        context = ids[:length][-self.block_size:]
+        return context, (ids[length] if len(ids) > length else None)
+
+    def _check_ids(self, ids: list[int]) -> list[int]:
+        for i in ids:
+            if not 0 <= i < self.vocab_size:
+                raise ConfigError(
+                    f"token id {i} is outside the vocabulary 0..{self.vocab_size - 1}")
+        return ids
+
+    def _token_prob(self, token_id: int, prob: float) -> TokenProb:
+        from model.vocab import token_text
+
+        return TokenProb(token_id=token_id, text=token_text(self._enc, token_id), prob=prob)
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    """torch.save writes a zip (PK) or a raw pickle (0x80); safetensors starts with a length."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return magic == b"PK" or magic[:1] == b"\x80"

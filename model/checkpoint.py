@@ -1,4 +1,4 @@
-"""Checkpoints: one safetensors file with weights, AdamW state and JSON settings, written atomically."""
+"""Checkpoints: one safetensors file of weights, AdamW state and settings, written atomically."""
 
 from __future__ import annotations
 
@@ -128,6 +128,42 @@ def read_foreign(path: Path) -> dict:
             f"{path} holds Python objects, not just tensors; refusing to unpickle it") from e
     except (RuntimeError, EOFError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable PyTorch state dict or is damaged") from e
+
+
+def read_nanogpt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a nanoGPT ckpt.pt as (tensors, metadata) in this module's layout, weights only.
+
+    Args:
+        path: a file saved by nanoGPT's train.py (a dict with "model" and "model_args").
+
+    Returns:
+        Weights under "model/..." and metadata for a gpt2-encoding model at its saved step.
+    """
+    import json
+
+    data = read_foreign(path)
+    if not (isinstance(data, dict) and isinstance(data.get("model"), dict)
+            and isinstance(data.get("model_args"), dict)):
+        raise CheckpointError(
+            f"{path} is a PyTorch file without model settings; nnio-tui loads its own"
+            " .safetensors checkpoints and nanoGPT ckpt.pt files")
+    args = data["model_args"]
+    if args.get("vocab_size") not in (50257, 50304):
+        raise CheckpointError(
+            f"{path}: vocab_size {args.get('vocab_size')} is not GPT-2's; only gpt2-encoding"
+            " nanoGPT checkpoints can be loaded")
+    gpt = {"vocab_size": 50257, "block_size": args["block_size"], "n_layer": args["n_layer"],
+           "n_head": args["n_head"], "n_embd": args["n_embd"],
+           "dropout": 0.0, "bias": bool(args.get("bias", False))}
+    tensors = {}
+    for name, value in data["model"].items():
+        name = name.removeprefix("_orig_mod.")  # torch.compile's wrapper prefix
+        if name == "lm_head.weight" or name.endswith(".attn.bias"):
+            continue  # tied to wte, and the old causal-mask buffer
+        tensors[f"model/{name}"] = value
+    meta = {"gpt_config": json.dumps(gpt), "train_config": "{}", "encoding": "gpt2",
+            "step": str(int(data.get("iter_num", 0))), "preset": "nanogpt"}
+    return tensors, meta
 
 
 def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:

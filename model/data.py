@@ -51,7 +51,9 @@ class Windows:
         """
         return self._cut(self.rng, batch_size, "train")
 
-    def val_batches(self, n_batches: int, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def val_batches(
+        self, n_batches: int, batch_size: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same validation windows on every call, so successive val losses compare fairly.
 
         Args:

@@ -1,4 +1,4 @@
-"""The output layer and cross-entropy fused, a chunk of positions at a time, never holding all logits."""
+"""The output layer fused with cross-entropy, chunk by chunk, so all logits never exist."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training: the AdamW step with warmup and cosine decay, validation loss, and the one-window nudge."""
+"""Training: the AdamW step, its LR schedule, validation loss, and the one-window nudge."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""Checkpoints: exact round trip, resume, and clear refusals of anything else."""
+
+import os
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from model.api import CheckpointError, Session
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    session = Session.open(None, preset="tiny", device="cpu", seed=3,
+                           checkpoint=tmp_path_factory.mktemp("runs") / "run.safetensors")
+    session.train(4)
+    return session
+
+
+def test_round_trip_gives_identical_logits_and_optimizer_state(trained, tmp_path):
+    assert trained.dirty
+    path = trained.save(tmp_path / "a.safetensors")
+    assert not trained.dirty and os.listdir(tmp_path) == ["a.safetensors"]  # no temp left
+    loaded = Session.load(path, device="cpu")
+    assert loaded.info().step == 4 and loaded.info().preset == "tiny"
+    assert loaded.probe(50, 16, k=20) == trained.probe(50, 16, k=20)
+    with safe_open(str(path), "pt") as f:
+        keys = set(f.keys())
+        assert f.metadata()["encoding"] == "cl100k_base"
+    assert "optim/transformer.wte.weight/exp_avg_sq" in keys
+
+
+def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path):
+    straight = Session.open(None, preset="tiny", device="cpu", seed=5)
+    straight.train(3)
+    expected = [straight.step().loss for _ in range(3)]
+    first = Session.open(None, preset="tiny", device="cpu", seed=5)
+    first.train(3)
+    resumed = Session.load(first.save(tmp_path / "r.safetensors"), device="cpu")
+    assert [resumed.step().loss for _ in range(3)] == expected
+
+
+def test_default_path_is_in_the_user_data_folder():
+    session = Session.open(None, preset="tiny", device="cpu")
+    path = session.save()
+    assert path.name == "sample_data-tiny.safetensors" and path.parent.name == "runs"
+    assert str(path) == session.info().checkpoint_path
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Session.load(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="folder"):
+        Session.load(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"hello, not a checkpoint", b""])
+def test_garbage_is_refused(tmp_path, content):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a nnio-tui checkpoint .* or is damaged"):
+        Session.load(path)
+
+
+def test_truncated_is_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "t.safetensors")
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="damaged"):
+        Session.load(path)
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_pickles_are_never_unpickled(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Boom()}, path)
+    with pytest.raises(CheckpointError, match="refusing to unpickle"):
+        Session.load(path)
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_plain_state_dict_without_settings_is_refused(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="without model settings"):
+        Session.load(path)
+
+
+def test_shape_mismatch_names_the_weight(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = trained.save(tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    tensors["model/transformer.wpe.weight"] = torch.zeros(8, 32)
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CheckpointError, match="transformer.wpe.weight has shape"):
+        Session.load(path)
+
+
+def test_unwritable_folder_is_a_checkpoint_error(trained, tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(CheckpointError, match="cannot write"):
+            trained.save(folder / "x.safetensors")
+    finally:
+        folder.chmod(0o700)

@@ -1,0 +1,92 @@
+"""Session on the bundled corpus with the tiny preset: training, probing, nudging, sampling."""
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from model.api import ConfigError, DeviceError, Session
+
+V = 100_277
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """An untrained tiny session; tests that train make their own."""
+    return Session.open(None, preset="tiny", device="cpu", seed=0)
+
+
+def test_untrained_model_is_uniform_over_the_real_vocab(fresh):
+    probe = fresh.probe(100, 8, k=5)
+    assert probe.vocab_size == V == fresh.info().vocab_size
+    assert len(probe.top) == 5 and probe.top[0].prob >= probe.top[-1].prob
+    assert probe.label.prob == pytest.approx(1 / V, rel=0.5)
+    assert probe.loss == pytest.approx(math.log(V), abs=0.3)
+    assert probe.entropy == pytest.approx(math.log(V), abs=0.05)
+    assert 1 <= probe.label_rank <= V
+    assert probe.label.token_id == fresh.token_ids(108, 109)[0]
+
+
+def test_long_context_keeps_the_last_block_size_tokens(fresh):
+    probe = fresh.probe(0, 40)
+    assert probe.context_ids == tuple(fresh.token_ids(24, 40))
+    assert fresh.probe_ids(fresh.token_ids(0, 40)).top == probe.top
+
+
+def test_surprise_has_one_loss_per_position(fresh):
+    losses = fresh.surprise(10, 40)  # longer than block_size: scored block by block
+    assert len(losses) == 40 and all(9 < x < 14 for x in losses)
+    assert losses[-1] == pytest.approx(fresh.probe(10, 40).loss, abs=0.5)
+
+
+def test_sampling_is_seeded_and_greedy_at_zero(fresh):
+    ids = fresh.token_ids(0, 10)
+    a = fresh.sample(ids, temperature=1.0, top_p=0.5, seed=7)
+    assert a == fresh.sample(ids, temperature=1.0, top_p=0.5, seed=7)
+    greedy = fresh.sample(ids, temperature=0)
+    assert greedy.token == fresh.probe_ids(ids, k=1).top[0]
+    top3 = fresh.sample(ids, top_k=3, seed=1, k_shown=10)
+    assert len(top3.top) == 3 and top3.token in top3.top
+    assert len(fresh.generate(ids, 3, seed=1)) == 3
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0.0}])
+def test_bad_sampling_settings(fresh, kwargs):
+    with pytest.raises(ConfigError):
+        fresh.sample([1, 2], **kwargs)
+
+
+def test_out_of_range_ids_and_windows(fresh):
+    with pytest.raises(ConfigError, match="outside the vocabulary"):
+        fresh.probe_ids([V])
+    with pytest.raises(ConfigError):
+        fresh.probe(fresh.n_tokens - 2, 5)
+    assert fresh.probe(fresh.n_tokens - 3, 3).label is None
+
+
+def test_random_window_fits(fresh):
+    for _ in range(50):
+        start = fresh.random_window(16)
+        assert 0 <= start and start + 16 < fresh.n_tokens
+
+
+def test_chunks_are_plain_records(fresh):
+    chunks = fresh.chunks(0, 5)
+    assert [c.token_id for c in chunks] == fresh.token_ids(0, 5)
+    assert fresh.decode(fresh.encode("hello world")) == "hello world"
+
+
+def test_cuda_missing_is_a_device_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match="use --device cpu"):
+        Session.open(None, preset="tiny", device="cuda")
+
+
+def test_importing_the_api_does_not_import_torch_or_ui():
+    code = "import sys, model.api; print(sorted({'torch','textual','rich'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
