@@ -50,6 +50,13 @@ def tune_cpu(threads: int | None = None) -> None:
     _tune(threads)
 
 
+def tune_allocator() -> None:
+    """Call first thing in a process that will train: glibc settings, torch not imported."""
+    from model.allocator import tune_allocator as _tune
+
+    _tune()
+
+
 def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
     """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
     import platformdirs

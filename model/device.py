@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
-import sys
-
 import torch
 
+from model.allocator import tune_allocator
 from model.errors import DeviceError
-
-# glibc mallopt parameter numbers, from malloc.h
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_M_ARENA_MAX = -8
-
-_tuned = False
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -58,38 +47,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 def tune_cpu(threads: int | None = None) -> None:
     """Make CPU training faster; call once at start-up, before the first big tensor.
 
-    Sets torch's thread count and, on Linux with glibc, keeps freed memory for reuse:
-    otherwise every step maps fresh pages for its large buffers and the kernel zero-fills
-    them (about half the time went there). Worker threads get their own malloc arena whose
-    heaps are capped at 64 MB, so arenas are limited to one for the setting to reach them.
-
     Args:
         threads: torch intra-op threads; None keeps torch's default (one per core).
     """
-    global _tuned
     if threads is not None:
         if threads < 1:
             raise DeviceError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
-    if _tuned or not sys.platform.startswith("linux"):
-        return
-    _tuned = True
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
-    libc = ctypes.CDLL(libc_name)
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None or not _is_glibc(libc):
-        return  # musl and others have no mallopt; nothing to tune
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt(_M_MMAP_MAX, 0)
-    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    if "MALLOC_ARENA_MAX" not in os.environ:
-        mallopt(_M_ARENA_MAX, 1)
-
-
-def _is_glibc(libc: ctypes.CDLL) -> bool:
-    return hasattr(libc, "gnu_get_libc_version")
+    tune_allocator()
 
 
 def synchronize(device: torch.device) -> None:

@@ -122,12 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 on success, 2 on a usage or input error (one line on stderr), 130 on Ctrl+C.
     """
-    from model.api import NnioError
+    from model.api import NnioError, tune_allocator
 
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     parser = build_parser(command)
     args = parser.parse_args(argv[1:] if command else argv)
+    if command in (None, "train"):
+        # Before any thread starts: worker threads pick their malloc arena on first use.
+        tune_allocator()
     try:
         if command is None:
             return commands.app(args, overrides_from(args))
