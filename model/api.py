@@ -6,7 +6,10 @@ frame before torch is ready.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +38,7 @@ __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
-    "PRESETS", "ENCODINGS", "tune_cpu",
+    "PRESETS", "ENCODINGS", "tune_cpu", "check_save_path", "context_limit", "check_device",
 ]
 
 # Names only, so the CLI can list choices without importing torch.
@@ -48,6 +51,15 @@ def tune_cpu(threads: int | None = None) -> None:
     from model.device import tune_cpu as _tune
 
     _tune(threads)
+
+
+def check_device(name: str) -> None:
+    """Raise DeviceError now if the device cannot be used (imports torch for "cuda" and "mps")."""
+    if name.strip().lower() in ("auto", "cpu"):
+        return
+    from model.device import resolve_device
+
+    resolve_device(name)
 
 
 def tune_allocator() -> None:
@@ -153,11 +165,20 @@ class Session:
         corpus: str | Path | None = None,
         device: str = "auto",
         on_progress: Callable[[str, float], None] | None = None,
+        expect: dict | None = None,
     ) -> Session:
         """Resume a saved run with its own config; corpus defaults to the one it was trained on.
 
         A nanoGPT-style ckpt.pt (read with torch.load(weights_only=True), never unpickled
         freely) loads too, as a gpt2-encoding model without optimizer state.
+
+        Args:
+            checkpoint: the .safetensors (or nanoGPT .pt) file.
+            corpus: train and probe on this source instead of the saved one.
+            device: "auto", "cpu", "cuda" or "mps".
+            on_progress: called with (what, fraction 0..1) while slow work runs.
+            expect: settings the user asked for ("encoding", "preset" or GPTConfig/TrainConfig
+                fields); one that differs from the checkpoint's is a CheckpointError naming it.
         """
         from model import checkpoint as ckpt
         from model.config import GPTConfig, TrainConfig, from_json
@@ -179,6 +200,9 @@ class Session:
             encoding, step = meta["encoding"], int(meta["step"])
         except (KeyError, ValueError, TypeError, ConfigError) as e:
             raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
+        _check_expected(path, expect or {}, {
+            "encoding": encoding, "preset": meta.get("preset", "custom"),
+            **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
         enc = load_encoding(encoding)
         if enc.n_vocab != gpt_cfg.vocab_size:
             raise CheckpointError(
@@ -186,7 +210,7 @@ class Session:
                 f"{enc.n_vocab}; load it with the encoding it was trained with")
         source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
         opened = open_corpus(None if source == "<sample>" else source, enc, encoding, on_progress)
-        opened.check_fits(gpt_cfg.block_size)
+        opened.check_fits(gpt_cfg.block_size, fixed=True)
         session = cls(enc=enc, corpus=opened, encoding=encoding,
                       preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
                       device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
@@ -206,6 +230,11 @@ class Session:
             n_params=self._trainer.model.num_params(), device=str(self._device),
             block_size=self.block_size, batch_size=self._train_cfg.batch_size,
             step=self._trainer.step, checkpoint_path=str(self._checkpoint_path))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per thing the corpus reader fixed or skipped (bad UTF-8, broken lines)."""
+        return self._corpus.warnings
 
     @property
     def n_tokens(self) -> int:
@@ -254,7 +283,9 @@ class Session:
     # -- updates -------------------------------------------------------------
     def step(self) -> StepReport:
         """One batch update on random windows of the training split."""
-        loss, lr, tokens_per_s = self._trainer.train_step()
+        with self._out_of_memory("a training step"):
+            loss, lr, tokens_per_s = self._trainer.train_step()
+        self._check_weights()
         self._updates += 1
         return StepReport(step=self._trainer.step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
 
@@ -290,7 +321,8 @@ class Session:
         context, label = self._window(start, length)
         if label is None:
             raise ConfigError("this window ends the corpus: there is no label to nudge toward")
-        before, after, loss = self._trainer.nudge(context, label)
+        with self._out_of_memory("a nudge"):
+            before, after, loss = self._trainer.nudge(context, label)
         self._updates += 1
         return NudgeReport(step=self._trainer.step, label=self._token_prob(label, after),
                            before=before, after=after, loss=loss)
@@ -310,12 +342,18 @@ class Session:
 
     def probe_ids(self, context_ids: list[int], label_id: int | None = None, k: int = 10) -> Probe:
         """Next-token distribution after any ids; only the last block_size are used."""
+        import torch
+
         from model.sample import describe, next_token_probs
 
         context = self._check_ids(list(context_ids)[-self.block_size:])
         if label_id is not None:
             self._check_ids([label_id])
-        probs = next_token_probs(self._trainer.model, context, self._device)
+        with self._out_of_memory("a probe"):
+            probs = next_token_probs(self._trainer.model, context, self._device)
+        if not bool(torch.isfinite(probs).all()):
+            raise TrainingDiverged(
+                "the model outputs NaN: reset it (r in the app) or load a good checkpoint")
         d = describe(probs, label_id, k)
         label = None if label_id is None else self._token_prob(label_id, d.label_prob)
         return Probe(
@@ -349,7 +387,8 @@ class Session:
 
     def evaluate(self, batches: int = 4) -> float:
         """Mean loss on the validation split."""
-        return self._trainer.evaluate(batches)
+        with self._out_of_memory("validation"):
+            return self._trainer.evaluate(batches)
 
     def sample(
         self,
@@ -372,7 +411,8 @@ class Session:
 
         check_sampling(temperature, top_k, top_p)
         context = self._check_ids(list(context_ids)[-self.block_size:] or [self._enc.eot_token])
-        probs = next_token_probs(self._trainer.model, context, self._device)  # (V,)
+        with self._out_of_memory("sampling"):
+            probs = next_token_probs(self._trainer.model, context, self._device)  # (V,)
         in_play = sampling_probs(probs, temperature, top_k, top_p)  # (V,)
         token = draw(in_play, seed)
         shown = torch.where(in_play > 0, probs, torch.full_like(probs, -1.0))
@@ -433,6 +473,45 @@ class Session:
         return self._updates != self._saved_updates
 
     # -- helpers -------------------------------------------------------------
+    def _check_weights(self) -> None:
+        """Undo an update that left NaN or infinite weights, and say so.
+
+        train.py checks the loss, which the weights before the update produced; a huge
+        learning rate can still blow the weights up in the update itself, and the next probe
+        would show NaN. Its saved good weights are those from before this update.
+        """
+        import torch
+
+        trainer = self._trainer
+        params = [p.detach() for p in trainer.model.parameters()]
+        if bool(torch.isfinite(torch.stack(torch._foreach_norm(params)).sum())):
+            return
+        trainer._restore_good()
+        trainer.step -= 1
+        raise TrainingDiverged(
+            f"the update at step {trainer.step} made the weights infinite; kept the last good"
+            " weights - lower the learning rate (--lr) and continue")
+
+    @contextlib.contextmanager
+    def _out_of_memory(self, what: str):
+        """Turn torch's out-of-memory error into a DeviceError; the model is left as it was.
+
+        model/train.py checks the loss only after backward, so an OOM there happens before
+        optimizer.step: the weights and AdamW moments are untouched, only grads are dropped.
+        """
+        import torch
+
+        try:
+            yield
+        except torch.OutOfMemoryError:
+            self._trainer.optimizer.zero_grad(set_to_none=True)
+            if self._device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise DeviceError(
+                f"{self._device} ran out of memory during {what}; the model is kept: use a smaller"
+                f" --batch-size (now {self._train_cfg.batch_size}) or --block-size"
+                f" (now {self.block_size})") from None
+
     def _window(self, start: int, length: int) -> tuple[list[int], int | None]:
         if start < 0 or length < 1 or start + length > self.n_tokens:
             raise ConfigError(
@@ -459,3 +538,74 @@ def _looks_like_pickle(path: Path) -> bool:
     with open(path, "rb") as f:
         magic = f.read(2)
     return magic == b"PK" or magic[:1] == b"\x80"
+
+
+def _check_expected(path: Path, expect: dict, saved: dict) -> None:
+    """Name the first setting the user asked for that the checkpoint was not saved with."""
+    for name, wanted in expect.items():
+        if name in saved and saved[name] != wanted:
+            flag = "--" + name.replace("_", "-").replace("learning-rate", "lr")
+            raise CheckpointError(
+                f"{path} was saved with {name} {saved[name]}, not {wanted}: drop {flag} to resume"
+                " it, or give a new --checkpoint path")
+
+
+def check_save_path(path: str | Path) -> Path:
+    """Refuse a checkpoint path that cannot be written, before any training is spent on it.
+
+    Args:
+        path: where a checkpoint will be saved.
+
+    Returns:
+        The path, with ~ expanded.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a file path for the checkpoint")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot save to {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"cannot write {path}: permission denied; save somewhere else (--checkpoint PATH)")
+    return path
+
+
+def context_limit(preset: str, overrides: dict | None = None,
+                  checkpoint: str | Path | None = None) -> int | None:
+    """The longest context the model will take, known before torch loads (None: ask later).
+
+    Args:
+        preset: one of PRESETS; its settings are validated here, so a bad one fails early.
+        overrides: GPTConfig/TrainConfig fields to change.
+        checkpoint: an existing checkpoint decides instead, if its header can be read.
+
+    Returns:
+        The block size, or None when only opening the checkpoint fully can tell.
+    """
+    from model.config import build_config
+
+    if checkpoint is not None and Path(checkpoint).expanduser().is_file():
+        meta = _peek_metadata(Path(checkpoint).expanduser())
+        try:
+            return int(json.loads(meta["gpt_config"])["block_size"])
+        except (KeyError, TypeError, ValueError):
+            return None  # not ours, or damaged: Session.load will say which
+    gpt_cfg, _ = build_config(preset, 100_277, overrides)
+    return gpt_cfg.block_size
+
+
+def _peek_metadata(path: Path) -> dict:
+    """A safetensors file's metadata strings, read from its JSON header; {} if it has none."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= 100_000_000:
+            return {}
+        header = f.read(size)
+    try:
+        meta = json.loads(header).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}

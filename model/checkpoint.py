@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 
 import torch
@@ -41,16 +43,22 @@ def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                 if field in _OPTIM_FIELDS and torch.is_tensor(value):
                     tensors[f"optim/{names[id(p)]}/{field}"] = value.detach().cpu().contiguous()
     metadata = {**meta, "format": FORMAT, "format_version": VERSION}
-    tmp = None
+    tmp_dir = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        save_file(tensors, tmp, metadata=metadata)
+        _remove_orphans(path)
+        # A private folder beside the target holds the half-written file, and safetensors' own
+        # temporary file too, so a save killed at any moment leaves only this folder behind.
+        tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                        suffix=".tmp"))
+        tmp = tmp_dir / path.name
+        save_file(tensors, str(tmp), metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the usual permissions, not the temp folder's private ones
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        tmp = None
         _fsync_dir(path.parent)
     except PermissionError:
         raise CheckpointError(
@@ -58,10 +66,34 @@ def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
         ) from None
     except OSError as e:
         raise CheckpointError(f"cannot write {path}: {e.strerror or e}") from e
+    except SafetensorError as e:  # how safetensors reports a failed write (a full disk...)
+        raise CheckpointError(f"cannot write {path}: {e}") from e
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp_dir is not None and tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
     return path
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files that killed saves of this checkpoint left (their process is gone).
+
+    A save killed mid-write leaves its temporary folder behind, the size of a whole checkpoint;
+    without this, a run killed again and again would fill the disk.
+    """
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -50,15 +50,25 @@ class Corpus:
         """ids[:split] train, ids[split:] validation (the last 10%)."""
         return self.n_tokens - max(1, self.n_tokens // 10)
 
-    def check_fits(self, block_size: int) -> None:
-        """Raise CorpusError unless both splits hold a window of block_size plus its label."""
+    def check_fits(self, block_size: int, fixed: bool = False) -> None:
+        """Raise CorpusError unless both splits hold a window of block_size plus its label.
+
+        Args:
+            block_size: the model's window length.
+            fixed: the block size comes from a checkpoint, so only a longer corpus helps.
+        """
         shortest = min(self.split, self.n_tokens - self.split)
-        if shortest < block_size + 1:
-            fits = max(1, shortest - 1)
+        if shortest >= block_size + 1:
+            return
+        start = f"corpus {self.name} has {self.n_tokens:,} tokens"
+        if shortest < 2 or fixed:
+            need = 10 * (block_size + 1)
             raise CorpusError(
-                f"corpus {self.name} has {self.n_tokens:,} tokens, too short for a context of "
-                f"{block_size} plus its label in both splits: use --context {fits} or a longer corpus"
-            )
+                f"{start}, too short for the model's context of {block_size} plus its label: "
+                f"use a corpus of at least {need:,} tokens")
+        raise CorpusError(
+            f"{start}, too short for a context of {block_size} plus its label in both splits: "
+            f"use --block-size {shortest - 1} or a longer corpus")
 
 
 def sample_corpus_path() -> Path:

@@ -24,34 +24,40 @@ class FusedHeadLoss(torch.autograd.Function):
         dtype = compute_dtype or h.dtype
         w = weight.to(dtype)  # (Vp, C)
         valid = targets >= 0  # (N,)
+        safe = targets.clamp(min=0)  # (N,)
         # a tensor, not .item(): on a GPU that would stall the stream once per step
         denom = valid.sum().clamp(min=1).float()  # ()
-        loss = torch.zeros((), dtype=torch.float32, device=h.device)
+        scale = valid.float() / denom  # (N,) d loss / d row loss; 0 on ignored rows
+        losses = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)  # (N,)
         grad_h = torch.empty_like(h) if want_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_w else None
+        # One logits buffer for every chunk: a fresh 100 MB tensor per chunk would be mapped
+        # and zero-filled by the kernel each time unless glibc's allocator is tuned.
+        buf = None
+        if dtype == torch.float32:
+            buf = torch.empty((min(chunk_size, h.shape[0]), weight.shape[0]),
+                              dtype=torch.float32, device=h.device)
         for lo in range(0, h.shape[0], chunk_size):
-            hc = h[lo:lo + chunk_size].to(dtype)  # (n, C)
-            tc = targets[lo:lo + chunk_size]  # (n,)
-            vc = valid[lo:lo + chunk_size]  # (n,)
-            logits = (hc @ w.t()).float()  # (n, Vp)
+            hi = min(lo + chunk_size, h.shape[0])
+            hc = h[lo:hi].to(dtype)  # (n, C)
+            tc = safe[lo:hi]  # (n,)
+            if buf is not None:
+                logits = torch.mm(hc, w.t(), out=buf[: hi - lo])  # (n, Vp)
+            else:
+                logits = (hc @ w.t()).float()  # (n, Vp)
             logits[:, vocab_size:] = float("-inf")  # padded ids never get probability
-            rows = torch.arange(hc.shape[0], device=h.device)
-            safe_t = tc.clamp(min=0)  # (n,)
-            target_logit = logits[rows, safe_t]  # (n,)
-            peak = logits.max(dim=1, keepdim=True).values  # (n, 1)
-            probs = logits.sub_(peak).exp_()  # (n, Vp), in place: the logits are spent
-            total = probs.sum(dim=1, keepdim=True)  # (n, 1)
-            lse = total.log() + peak  # (n, 1)
-            loss += ((lse.squeeze(1) - target_logit) * vc).sum()
+            rows = torch.arange(hi - lo, device=h.device)
+            probs, losses[lo:hi] = _softmax_and_losses_(logits, rows, tc, hc, w[:vocab_size])
             if not (want_h or want_w):
                 continue
-            # d loss / d logits = (softmax - onehot(target)) / n_valid, zero on ignored rows
-            scale = vc.float() / denom  # (n,)
-            probs.mul_(scale.unsqueeze(1) / total)
-            probs[rows, safe_t] -= scale
+            # d loss / d logits = (softmax - onehot(target)) * scale, scaled before the matmuls
+            # as F.cross_entropy does, so sums over 100k terms round the way the plain head's do.
+            sc = scale[lo:hi]  # (n,)
+            probs.mul_(sc.unsqueeze(1))
+            probs[rows, tc] -= sc
             dlogits = probs.to(dtype)  # (n, Vp)
             if grad_h is not None:
-                grad_h[lo:lo + chunk_size] = (dlogits @ w).to(h.dtype)  # (n, C)
+                grad_h[lo:hi] = (dlogits @ w).to(h.dtype)  # (n, C)
             if grad_w is not None:
                 if dlogits.dtype == grad_w.dtype:
                     grad_w.addmm_(dlogits.t(), hc)  # (Vp, C), in place: no weight-sized temporary
@@ -59,7 +65,7 @@ class FusedHeadLoss(torch.autograd.Function):
                     grad_w += dlogits.t() @ hc  # (Vp, C), bf16 products summed in float32
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
-        return loss / denom
+        return torch.where(valid, losses, 0.0).sum() / denom
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -69,6 +75,39 @@ class FusedHeadLoss(torch.autograd.Function):
         if grad_w is not None:
             grad_w = (grad_w * grad_output).to(ctx.weight_dtype)
         return grad_h, grad_w, None, None, None, None, None
+
+
+def _softmax_and_losses_(logits, rows, targets, hc, w):
+    """Softmax over dim 1 in place, and each row's loss -log p(target).
+
+    Args:
+        logits: (n, Vp) float32, overwritten by the probabilities.
+        rows: arange(n); targets: (n,) ids; hc (n, C) and w (V, C) give the logits again.
+
+    Returns:
+        (probs (n, Vp), losses (n,)).
+    """
+    if logits.device.type == "cpu":
+        # torch's softmax row kernel makes one pass where max/sub/exp/sum/div made five over
+        # 100 MB (bench/train_step.py); it reads each row before writing it, so out= may alias.
+        probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)
+        p_target = probs[rows, targets]  # (n,)
+        losses = -p_target.log()
+        # below float32's smallest normal p has lost digits (loss > ~87 nats): redo those
+        # rows from their logits; .any() syncs, which costs nothing on the CPU
+        tiny = p_target < torch.finfo(torch.float32).tiny
+        if tiny.any():
+            redo = rows[tiny]
+            exact = (hc[redo] @ w.t()).float()  # (r, V)
+            losses[redo] = exact.logsumexp(dim=1) - exact[torch.arange(len(redo)), targets[redo]]
+        return probs, losses
+    # Elsewhere the in-place kernels, which need no host sync and no second (n, Vp) buffer.
+    target_logit = logits[rows, targets]  # (n,)
+    peak = logits.amax(dim=1, keepdim=True)  # (n, 1)
+    probs = logits.sub_(peak).exp_()  # (n, Vp)
+    total = probs.sum(dim=1, keepdim=True)  # (n, 1)
+    probs.div_(total)
+    return probs, (total.log() + peak).squeeze(1) - target_logit
 
 
 def fused_cross_entropy(

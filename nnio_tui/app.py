@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -10,6 +15,8 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
+from textual.drivers._writer_thread import WriterThread
 from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -52,6 +59,45 @@ KEYS = [
 ]
 
 
+class HangUpSafeWriter(WriterThread):
+    """Textual's output thread, except that a terminal which went away (an SSH link dropped)
+    ends the drawing instead of the thread: Textual's own dies on EIO, and the app then hangs
+    on its full queue before it can save."""
+
+    terminal_gone = False
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except OSError as error:
+            if error.errno not in (errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF):
+                raise
+            HangUpSafeWriter.terminal_gone = True
+            # Nothing can be shown any more: take the rest so that writers never block.
+            while self._queue.get() is not None:
+                continue
+
+
+def _hang_up_safe(driver_class: type[Driver]) -> type[Driver]:
+    if sys.platform == "win32":
+        return driver_class
+    from textual.drivers.linux_driver import LinuxDriver
+
+    if not issubclass(driver_class, LinuxDriver):
+        return driver_class
+
+    class HangUpSafeDriver(driver_class):  # type: ignore[misc, valid-type]
+        def start_application_mode(self) -> None:
+            super().start_application_mode()
+            # Swap in the safe thread; the old one writes what it has queued, then ends.
+            assert self._writer_thread is not None
+            self._writer_thread.stop()
+            self._writer_thread = HangUpSafeWriter(self._file)
+            self._writer_thread.start()
+
+    return HangUpSafeDriver
+
+
 class NnioApp(App[int]):
     """Shows the network's input (a window of tokens) and output (next-token probabilities).
 
@@ -64,7 +110,7 @@ class NnioApp(App[int]):
     BINDINGS = [
         Binding(key, action, label, key_display=shown, show=footer)
         for key, shown, action, label, _, footer in KEYS
-    ]
+    ] + [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     info: reactive[SessionInfo | None] = reactive(None)
     title_hint = reactive("")
@@ -90,12 +136,14 @@ class NnioApp(App[int]):
         title_hint: str = "",
         *,
         session: Session | None = None,
+        low_colour: bool | None = None,
     ) -> None:
         """Args:
         open_session: builds the session on the worker thread, given an on_progress callback.
         context: the first window's length; None picks min(8, block_size).
         title_hint: what the header says while the session opens.
         session: a ready session instead of open_session (tests).
+        low_colour: style chunks for 16-colour or NO_COLOR terminals; None detects it.
         """
         super().__init__()
         self.bridge = TrainingBridge(
@@ -106,6 +154,8 @@ class NnioApp(App[int]):
         self._quitting = False
         self._failed = False
         self._worker: Worker[None] | None = None
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._low_colour = low_colour
 
     def compose(self) -> ComposeResult:
         yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint)
@@ -133,8 +183,40 @@ class NnioApp(App[int]):
     def on_mount(self) -> None:
         self.query_one("#tokens").border_title = "tokens"
         self._home.add_class("-loading")
+        # Few or no colours: token chunks alternate underline too, so they stay apart.
+        low = self._low_colour
+        if low is None:
+            few = self.console.color_system in (None, "standard", "windows")
+            low = self.no_color or (few and not self.is_headless)
+        self._home.set_class(low, "-low-colour")
+        self._watch_signals(asyncio.get_running_loop())
         self._check_size(self.size.width, self.size.height)
         self._ensure_worker()
+
+    def get_driver_class(self) -> type[Driver]:
+        return _hang_up_safe(super().get_driver_class())
+
+    @property
+    def terminal_gone(self) -> bool:
+        """True once output failed because the terminal closed (nothing more can be shown)."""
+        return HangUpSafeWriter.terminal_gone
+
+    # -- signals -------------------------------------------------------------
+    QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+
+    def _watch_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        """SIGTERM, a dropped SSH link (SIGHUP) or Ctrl+C from outside quit like q: save, exit."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set signal handlers
+        for name in self.QUIT_SIGNALS:
+            loop.add_signal_handler(getattr(signal, name), self.call_later, self.action_quit)
+        self._signal_loop = loop
+
+    def on_unmount(self) -> None:
+        if self._signal_loop is not None:
+            for name in self.QUIT_SIGNALS:
+                self._signal_loop.remove_signal_handler(getattr(signal, name))
+            self._signal_loop = None
 
     # -- the worker ----------------------------------------------------------
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)

@@ -47,9 +47,10 @@ def _non_negative_float(text: str) -> float:
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--encoding", default="cl100k_base",
+    # None defaults tell a flag the user gave from one left alone, which matters on resume.
+    parser.add_argument("--encoding",
                         help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
-    parser.add_argument("--preset", default="cpu", help="model size: tiny, cpu, gpu, gpt2")
+    parser.add_argument("--preset", help="model size: tiny, cpu, gpu, gpt2 (default cpu)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
@@ -65,6 +66,12 @@ def overrides_from(args: argparse.Namespace) -> dict:
     fields = {"block_size": args.block_size, "n_layer": args.n_layer, "n_head": args.n_head,
               "n_embd": args.n_embd, "batch_size": args.batch_size, "learning_rate": args.lr}
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def expected_from(args: argparse.Namespace) -> dict:
+    """Everything the user set that a resumed checkpoint must agree with."""
+    given = {"encoding": args.encoding, "preset": args.preset}
+    return {**{k: v for k, v in given.items() if v is not None}, **overrides_from(args)}
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ CHUNK_STYLES = ("black on cyan", "black on yellow")
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _warn(lines) -> None:
@@ -96,16 +96,34 @@ class _StopFlag:
         self.stopped = True
 
 
+def open_for_training(args: argparse.Namespace, on_progress):
+    """The session `train` and the app use: resume --checkpoint if it exists, else start fresh.
+
+    The save path is checked before anything slow, so no training is spent on a run that
+    could not be saved.
+    """
+    from nnio_tui.cli import expected_from, overrides_from
+    from model.api import Session, check_save_path
+
+    if args.checkpoint is not None:
+        check_save_path(args.checkpoint)
+        if Path(args.checkpoint).expanduser().exists():
+            return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
+                                on_progress=on_progress, expect=expected_from(args))
+    session = Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
+                           preset=args.preset or "cpu", device=args.device, seed=args.seed,
+                           overrides=overrides_from(args), checkpoint=args.checkpoint,
+                           on_progress=on_progress)
+    check_save_path(session.info().checkpoint_path)
+    return session
+
+
 def train(args: argparse.Namespace) -> int:
     """Train headless with a progress bar; save at the end and on Ctrl+C."""
-    from nnio_tui.cli import overrides_from
-    from model.api import Session
-
     err = _err()
     with _ProgressBar() as bar:
-        session = Session.open(args.corpus, encoding=args.encoding, preset=args.preset,
-                               device=args.device, seed=args.seed, overrides=overrides_from(args),
-                               checkpoint=args.checkpoint, on_progress=bar)
+        session = open_for_training(args, bar)
+    _warn(session.warnings)
     info = session.info()
     err.print(f"{info.corpus_name}: {info.n_tokens:,} tokens, {info.encoding} "
               f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, {info.device}")
@@ -192,23 +210,51 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def session_opener(args: argparse.Namespace, notify):
+    """The app's open_session: open_for_training, then the corpus warnings as notifications.
+
+    Args:
+        args: the app's parsed flags.
+        notify: App.notify, which is safe to call from the worker thread.
+    """
+
+    def open_session(on_progress):
+        session = open_for_training(args, on_progress)
+        for line in session.warnings:
+            notify(line, title="corpus", severity="warning", timeout=10)
+        return session
+
+    return open_session
+
+
+def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
+    """Refuse, before the UI starts, what can be refused quickly: a missing --device, a
+    --context longer than the model's block size, and a --checkpoint that cannot be written."""
+    from model.api import ConfigError, check_device, check_save_path, context_limit
+
+    check_device(args.device)
+    if args.checkpoint is not None:
+        check_save_path(args.checkpoint)
+    if args.context is not None:
+        limit = context_limit(args.preset or "cpu", overrides, args.checkpoint)
+        if limit is not None and args.context > limit:
+            raise ConfigError(
+                f"--context {args.context} is longer than the model's block size {limit}: use"
+                f" --context {limit} or less, or a larger --block-size for a new run")
+
+
 def app(args: argparse.Namespace, overrides: dict) -> int:
     """Open the full-screen app; the model loads in a worker so the first frame comes first."""
     from nnio_tui.app import NnioApp
 
-    def open_session(on_progress):
-        from model.api import Session
-
-        if args.checkpoint and Path(args.checkpoint).exists():
-            return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
-                                on_progress=on_progress)
-        return Session.open(args.corpus, encoding=args.encoding, preset=args.preset,
-                            device=args.device, seed=args.seed, overrides=overrides,
-                            checkpoint=args.checkpoint, on_progress=on_progress)
-
+    check_app_flags(args, overrides)
     title = args.corpus or "sample_data"
-    nnio = NnioApp(open_session=open_session, context=args.context, title_hint=title)
+    nnio = NnioApp(open_session=session_opener(args, lambda *a, **kw: nnio.notify(*a, **kw)),
+                   context=args.context, title_hint=title)
     nnio.run()
-    if getattr(nnio, "saved_path", None):
+    if nnio.terminal_gone:
+        # The terminal hung up (SIGHUP): the checkpoint is saved, but nobody can read a line.
+        return nnio.return_code or 0
+    if nnio.saved_path is not None:
         print(f"nnio-tui: saved checkpoint to {nnio.saved_path}", file=sys.stderr)
     return nnio.return_code or 0

@@ -112,6 +112,8 @@ class TrainingBridge:
     POST_EVERY_S = 0.1
     EVAL_EVERY = 50
     HISTORY = 2000
+    YIELD_S = 0.0
+    """Sleep after each continuous-training step, to leave the UI a gap; 0 means no sleep."""
 
     def __init__(
         self,
@@ -308,6 +310,8 @@ class TrainingBridge:
     def _train_once(self) -> None:
         assert self._session is not None
         self._record(self._session.step())
+        if self.YIELD_S > 0:
+            time.sleep(self.YIELD_S)
         now = time.monotonic()
         # Throttle at the source: the UI shares two cores with training.
         if now - self._last_post >= self.POST_EVERY_S:

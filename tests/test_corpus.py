@@ -118,7 +118,7 @@ def test_bad_sources_give_one_clear_line(tmp_path, make, message):
 def test_short_corpus_offers_a_shorter_context(tmp_path):
     c = open_corpus(_write(tmp_path / "s.txt", "word " * 100), ENC)
     assert c.split == c.n_tokens - c.n_tokens // 10
-    with pytest.raises(CorpusError, match="use --context 9"):
+    with pytest.raises(CorpusError, match="use --block-size 9"):
         c.check_fits(64)
     c.check_fits(8)
 

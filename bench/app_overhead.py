@@ -1,0 +1,159 @@
+"""App overhead benchmark: training speed with the app open vs headless, and key-to-screen latency.
+
+Run: python bench/app_overhead.py [--seconds 10] [--presses 100] [--threads 1 2] [--yield-ms 0]
+
+For each torch thread count, one subprocess trains the cpu preset headless (Session.step in a
+loop) for --seconds / 2, then opens the real NnioApp on the same session under App.run_test
+(headless, 100x30), presses space and counts steps for --seconds while the bars refresh,
+presses `right` --presses times while training runs, at random moments, closes the app and
+trains headless for --seconds / 2 more (so a change in the machine's load hits both sides).
+
+Latency is timed from posting the key to the driver until a widget renders the new window:
+- "window": ContextWindow draws the slid window (the UI's own work),
+- "probe" (every 5th press): NextTokenBars draws the probe of the new window; the worker
+  finishes its current step first, so this is bounded by one training step, not by the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import asyncio, json, random, statistics, sys, tempfile, time
+threads, seconds, presses, yield_ms = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+from model.api import tune_allocator, tune_cpu, Session
+tune_allocator()
+tune_cpu(threads)
+from textual import events
+from nnio_tui.app import NnioApp
+from nnio_tui.training import TrainingBridge
+from nnio_tui.widgets.context_window import ContextWindow
+from nnio_tui.widgets.next_token_bars import NextTokenBars
+TrainingBridge.YIELD_S = yield_ms / 1000
+
+tmp = tempfile.mkdtemp()
+session = Session.open(None, preset="cpu", device="cpu", checkpoint=f"{tmp}/run.safetensors")
+tokens_per_step = session.info().batch_size * session.block_size
+
+def headless(seconds):
+    # steps of the same session in this thread, no app, with the app's validation schedule
+    # (nnio-tui train's too): (steps, elapsed)
+    t, n = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
+        report = session.step(); n += 1
+        if report.step % TrainingBridge.EVAL_EVERY == 0:
+            session.evaluate()
+    return n, time.perf_counter() - t
+
+session.step(); session.step()
+before = headless(seconds / 2)  # half before the app and half after: load drift evens out
+
+window_seen, probe_seen = [], []
+app = None
+
+def stamp(cls, seen):
+    original = cls.render
+    def render(self):
+        seen.append((time.perf_counter(), app.window_start, app.probe_stale))
+        return original(self)
+    cls.render = render
+
+stamp(ContextWindow, window_seen)
+stamp(NextTokenBars, probe_seen)
+
+async def first(seen, since, start, fresh=False, timeout=10.0):
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        for t, s, stale in seen:
+            if t >= since and s == start and not (fresh and stale):
+                return t - since
+        await asyncio.sleep(0.001)
+    return timeout
+
+async def main():
+    global app
+    app = NnioApp(session=session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while app.corpus is None:
+            await pilot.pause(0.05)
+        await pilot.press("space")
+        while session.step_count < 2:
+            await asyncio.sleep(0.05)
+        s0, t0, c0 = session.step_count, time.perf_counter(), time.thread_time()
+        await asyncio.sleep(seconds)
+        in_app = (session.step_count - s0) * tokens_per_step / (time.perf_counter() - t0)
+        ui_cpu = (time.thread_time() - c0) / (time.perf_counter() - t0)
+        window_ms, probe_ms = [], []
+        rng = random.Random(0)
+        for i in range(presses):
+            # every 5th press also waits for the probe; the pause before it is up to a step
+            # long so that presses land at random points of a step
+            wait_probe = i % 5 == 4
+            await asyncio.sleep(rng.uniform(0.0, 1.0 if wait_probe else 0.3))
+            expected = app.window_start + 1
+            since = time.perf_counter()
+            app._driver.send_message(events.Key("right", None))
+            window_ms.append(1000 * await first(window_seen, since, expected))
+            if wait_probe:
+                probe_ms.append(1000 * await first(probe_seen, since, expected, fresh=True))
+        app.bridge.pause()
+    return in_app, ui_cpu, window_ms, probe_ms
+
+in_app, ui_cpu, window_ms, probe_ms = asyncio.run(main())
+after = headless(seconds / 2)
+headless = (before[0] + after[0]) * tokens_per_step / (before[1] + after[1])
+
+def pcts(xs):
+    xs = sorted(xs)
+    return {"p50": xs[len(xs) // 2], "p95": xs[min(len(xs) - 1, int(len(xs) * 0.95))], "max": xs[-1]}
+
+print(json.dumps({"headless": headless, "in_app": in_app, "ui_cpu": ui_cpu, "window": pcts(window_ms),
+                  "probe": pcts(probe_ms)}))
+"""
+
+
+def run(threads: int, seconds: float, presses: int, yield_ms: float) -> dict:
+    cmd = [sys.executable, "-c", CHILD, str(threads), str(seconds), str(presses), str(yield_ms)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        sys.exit(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--presses", type=int, default=100)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--yield-ms", type=float, default=0.0,
+                        help="TrainingBridge.YIELD_S, in ms, for the worker's pause between steps")
+    args = parser.parse_args()
+    print(f"command: python bench/app_overhead.py --seconds {args.seconds:g} --presses "
+          f"{args.presses} --threads {' '.join(map(str, args.threads))} --yield-ms {args.yield_ms:g}")
+    results = {}
+    for threads in args.threads:
+        r = results[threads] = run(threads, args.seconds, args.presses, args.yield_ms)
+        print(f"\n{threads} torch thread(s), cpu preset")
+        print(f"  headless           {r['headless']:7.0f} tokens/s")
+        print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "
+              f"{r['in_app'] / r['headless']:4.0%} of headless  (target >= 95%)")
+        print(f"  UI thread CPU while training: {r['ui_cpu']:.0%} of a core")
+        for what, target in (("window", "  (target p95 <= 50 ms)"), ("probe", "")):
+            p = r[what]
+            print(f"  key -> {what:6s}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
+                  f"max {p['max']:6.1f} ms{target}")
+    if len(results) > 1:
+        best = max(r["headless"] for r in results.values())
+        for threads, r in results.items():
+            print(f"in-app tokens/s with {threads} thread(s) / best headless: "
+                  f"{r['in_app'] / best:4.0%}")
+
+
+if __name__ == "__main__":
+    main()

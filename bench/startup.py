@@ -1,0 +1,105 @@
+"""Start-up benchmark: launching the real `nnio-tui` command to its first frame and first probe.
+
+Run: python bench/startup.py [--runs 3]
+
+Each run starts `python -m nnio_tui` (what the `nnio-tui` script runs) in a 100x30
+pseudo-terminal and reads what it draws, from the moment before the process is spawned:
+- first frame: the footer's "Run/pause" is on screen (the loading view, before torch);
+- first probe: the next-token panel's "entropy" line is on screen (torch loaded, corpus
+  opened, model built, one forward pass).
+The first run uses an empty token cache (the bundled corpus is tokenized), the others reuse
+it, as a second launch would. It also prints how long `import nnio_tui.cli` and
+`import nnio_tui.app` take in a fresh interpreter (python -X importtime shows the parts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78c]|\x1b\][^\x07]*\x07")
+
+
+def launch(env: dict, timeout: float = 60.0) -> tuple[float, float]:
+    """Seconds from spawn to the first frame and to the first probe."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "nnio_tui", "--device", "cpu"], cwd=ROOT,
+                            env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen, frame, probe = b"", None, None
+    try:
+        while probe is None and time.perf_counter() - t0 < timeout:
+            ready, _, _ = select.select([master], [], [], 0.01)
+            if not ready:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            seen += data
+            now = time.perf_counter() - t0
+            text = ANSI.sub(b"", seen)
+            if frame is None and b"Run/pause" in text:
+                frame = now
+            if b"entropy " in text:
+                probe = now
+        os.write(master, b"q")
+        deadline = time.perf_counter() + 20
+        while proc.poll() is None and time.perf_counter() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
+    if frame is None or probe is None:
+        sys.exit(f"no {'frame' if frame is None else 'probe'} within {timeout:.0f} s; "
+                 f"last output: {ANSI.sub(b'', seen)[-400:]!r}")
+    return frame, probe
+
+
+def import_time(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return float(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"command: python bench/startup.py --runs {args.runs}")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "TERM": "xterm-256color", "NNIO_TUI_CACHE_DIR": f"{tmp}/cache",
+               "XDG_DATA_HOME": f"{tmp}/data", "COLUMNS": "100", "LINES": "30"}
+        env.pop("TEXTUAL", None)
+        for run in range(args.runs):
+            frame, probe = launch(env)
+            cache = "empty token cache" if run == 0 else "cached tokens    "
+            print(f"  run {run + 1} ({cache}): first frame {frame:5.2f} s (target <= 1.0)"
+                  f"   first probe {probe:5.2f} s")
+    for module in ("nnio_tui.cli", "nnio_tui.app", "torch"):
+        print(f"  import {module:13s} {import_time(module):5.2f} s (fresh interpreter)")
+
+
+if __name__ == "__main__":
+    main()

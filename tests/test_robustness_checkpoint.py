@@ -1,0 +1,220 @@
+"""Bad checkpoints for predict, sample, train --checkpoint and the app's --checkpoint: one line,
+exit code 2, no traceback; and a save killed at any moment never costs the previous one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from model import checkpoint as ckpt
+from model.api import Session
+from nnio_tui import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    s = Session.open(None, preset="tiny", device="cpu", seed=1,
+                     checkpoint=tmp_path_factory.mktemp("run") / "run.safetensors")
+    s.train(2)
+    return s
+
+
+@pytest.fixture
+def saved(session, tmp_path) -> Path:
+    return session.save(tmp_path / "good.safetensors")
+
+
+def fails(argv: list[str], capsys) -> str:
+    """Run the real entry point in-process; it must exit 2 with exactly one stderr line."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def truncated(good: Path) -> Path:
+    good.write_bytes(good.read_bytes()[:4000])
+    return good
+
+
+def garbage(good: Path) -> Path:
+    good.write_bytes(b"this is a text file, not weights\n" * 10)
+    return good
+
+
+def folder(good: Path) -> Path:
+    good.unlink()
+    good.mkdir()
+    return good
+
+
+def missing(good: Path) -> Path:
+    good.unlink()
+    return good
+
+
+def wrong_shape(good: Path) -> Path:
+    with safe_open(str(good), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(good))
+    tensors["model/transformer.wpe.weight"] = torch.zeros(8, 32)
+    save_file(tensors, str(good), metadata=meta)
+    return good
+
+
+BAD = {
+    "missing": (missing, "does not exist; check the checkpoint path"),
+    "truncated": (truncated, "is not a nnio-tui checkpoint (safetensors) or is damaged"),
+    "not safetensors": (garbage, "is not a nnio-tui checkpoint (safetensors) or is damaged"),
+    "folder": (folder, "is a folder; give the checkpoint file inside it"),
+    "wrong shape": (wrong_shape, "weight transformer.wpe.weight has shape (8, 32), the model"
+                                 " expects (16, 32)"),
+}
+COMMANDS = {
+    "predict": lambda p: ["predict", "--checkpoint", str(p), "--text", "hi", "--device", "cpu"],
+    "sample": lambda p: ["sample", "--checkpoint", str(p), "--prompt", "hi", "--device", "cpu"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_checkpoint_for_predict_and_sample(saved, capsys, command, case):
+    make, message = BAD[case]
+    assert message in fails(COMMANDS[command](make(saved)), capsys)
+
+
+@pytest.mark.parametrize("case", ["truncated", "not safetensors", "wrong shape"])
+def test_bad_checkpoint_for_train(saved, capsys, case):
+    make, message = BAD[case]
+    argv = ["train", "--steps", "1", "--device", "cpu", "--checkpoint", str(make(saved))]
+    assert message in fails(argv, capsys)
+
+
+def test_train_refuses_a_folder_as_its_checkpoint(tmp_path, capsys):
+    line = fails(["train", "--steps", "1", "--preset", "tiny", "--checkpoint", str(tmp_path)],
+                 capsys)
+    assert "is a folder; give a file path for the checkpoint" in line
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--encoding", "o200k_base"], "was saved with encoding cl100k_base, not o200k_base: drop"
+                                   " --encoding to resume it, or give a new --checkpoint path"),
+    (["--block-size", "32"], "was saved with block_size 16, not 32: drop --block-size"),
+    (["--preset", "cpu"], "was saved with preset tiny, not cpu: drop --preset"),
+    (["--n-embd", "64"], "was saved with n_embd 32, not 64"),
+])
+def test_resuming_with_other_settings_names_the_field(saved, capsys, flags, message):
+    for command in (["train", "--steps", "1"], []):  # train, and the app (fails before its UI)
+        argv = [*command, "--device", "cpu", "--checkpoint", str(saved), *flags]
+        if not command:
+            pytest.importorskip("textual")
+            # the app checks this in its worker; open it the same way, without a screen
+            from nnio_tui.commands import open_for_training
+
+            args = cli.build_parser(None).parse_args(argv)
+            with pytest.raises(Exception, match=message.split(":")[0]):
+                open_for_training(args, None)
+            continue
+        assert message in fails(argv, capsys)
+
+
+def test_train_resumes_its_checkpoint(saved, session, capsys):
+    assert cli.main(["train", "--steps", "2", "--device", "cpu", "--checkpoint", str(saved)]) == 0
+    assert f"saved checkpoint to {saved}" in capsys.readouterr().err
+    _, meta = ckpt.read(saved)
+    assert int(meta["step"]) == session.step_count + 2
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+@pytest.mark.parametrize("command", ["predict", "sample", "train", "app"])
+def test_a_malicious_pickle_never_runs(tmp_path, command):
+    evil = tmp_path / "ckpt.pt"
+    torch.save({"model": Boom(), "model_args": {}}, evil)
+    argv = {"predict": COMMANDS["predict"](evil), "sample": COMMANDS["sample"](evil),
+            "train": ["train", "--steps", "1", "--checkpoint", str(evil)],
+            "app": ["--checkpoint", str(evil), "--context", "4"]}[command]
+    if command == "app":
+        from nnio_tui.commands import open_for_training
+
+        with pytest.raises(Exception, match="refusing to unpickle"):
+            open_for_training(cli.build_parser(None).parse_args(argv), None)
+        assert not (tmp_path / "pwned.txt").exists()
+        return
+    result = subprocess.run([sys.executable, "-m", "nnio_tui", *argv], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"nnio-tui: error: {evil} holds Python objects, not just tensors; refusing to unpickle it")
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def _as_unprivileged(*argv: str) -> subprocess.CompletedProcess:
+    """Run the command as root without the power to ignore file permissions."""
+    setpriv = "/usr/bin/setpriv"
+    if os.geteuid() != 0:
+        prefix = []
+    elif os.path.exists(setpriv):
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+    else:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+    return subprocess.run([*prefix, sys.executable, "-m", "nnio_tui", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["train", "--steps", "1"], ["--context", "4"]])
+def test_no_write_permission_is_refused_before_training(tmp_path, command):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    target = locked / "run.safetensors"
+    result = _as_unprivileged(*command, "--preset", "tiny", "--checkpoint", str(target))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"nnio-tui: error: cannot write {target}: permission "
+                                     "denied; save somewhere else (--checkpoint PATH)")
+    assert "Traceback" not in result.stderr
+
+
+def test_a_save_killed_at_any_moment_leaves_a_loadable_checkpoint(session, tmp_path):
+    """SIGKILL a process that saves over and over, at random moments, 60 times; each time the
+    checkpoint is whole, old or new, and the killed saves' temporary files get cleaned up."""
+    path = session.save(tmp_path / "run.safetensors")
+    first_step = session.step_count
+    rng = random.Random(0)
+    mid_save = 0
+    for _ in range(60):
+        pid = os.fork()
+        if pid == 0:  # the child: one more step, then save again and again until killed
+            try:
+                torch.set_num_threads(1)
+                session.step()
+                while True:
+                    session.save(path)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 0.12))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        mid_save += any(tmp_path.glob(".run.safetensors.*.tmp"))
+        tensors, meta = ckpt.read(path)
+        assert int(meta["step"]) in (first_step, first_step + 1)
+        assert tensors["model/transformer.wpe.weight"].shape == (16, 32)
+    assert mid_save >= 5, "the kills never landed inside a save"
+    assert Session.load(path, device="cpu").step_count in (first_step, first_step + 1)
+    session.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]
