@@ -7,6 +7,8 @@ loop) for --seconds / 2, then opens the real NnioApp on the same session under A
 (headless, 100x30), presses space and counts steps for --seconds while the bars refresh,
 presses `right` --presses times while training runs, at random moments, closes the app and
 trains headless for --seconds / 2 more (so a change in the machine's load hits both sides).
+Headless training validates every TrainingBridge.EVAL_EVERY steps, as the app (and
+`nnio-tui train`) does, so both sides do the same work.
 
 Latency is timed from posting the key to the driver until a widget renders the new window:
 - "window": ContextWindow draws the slid window (the UI's own work),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -269,7 +270,8 @@ class NnioApp(App[int]):
     def on_session_closed(self, message: messages.SessionClosed) -> None:
         self.saved_path = message.saved_path
         if message.error is not None:
-            self.exit(1, return_code=1, message=f"could not save the checkpoint: {message.error}")
+            line = f"nnio-tui: error: could not save the checkpoint: {message.error}"
+            self.exit(2, return_code=2, message=Text(line))
         else:
             self.exit(0)
 
@@ -423,7 +425,7 @@ class NnioApp(App[int]):
         self.bridge.request_quit()
         if self.corpus is None:
             # Nothing was opened, so nothing to save; a factory still running ends on its own.
-            code = 1 if self._failed else 0
+            code = 2 if self._failed else 0  # 2: bad input, as the CLI says it
             self.exit(code, return_code=code)
             return
         self.notify("stopping…", timeout=10)

@@ -236,7 +236,7 @@ async def test_open_failure_shows_one_line_and_q_quits():
         await settle(pilot)
         assert "corpus not found: nowhere.txt" in str(app.query_one("#loading-error").render())
         await pilot.press("s", "q")
-    assert app.return_code == 1
+    assert app.return_code == 2
 
 
 async def test_diverged_step_pauses_and_stays_usable(tmp_path):

@@ -54,7 +54,7 @@ async def test_start_up_failure_shows_one_line_and_q_quits(tmp_path, argv, messa
         shown = str(app.query_one("#loading-error").render())
         assert message.format(p=tmp_path) in shown.splitlines()[0]
         await pilot.press("s", "space", "q")
-    assert app.return_code == 1
+    assert app.return_code == 2
 
 
 async def test_corpus_warnings_are_shown(tmp_path):
@@ -71,7 +71,8 @@ async def test_a_diverged_step_pauses_keeps_the_weights_and_tells(tmp_path, monk
     from model import train
 
     real_lr_at = train.lr_at
-    monkeypatch.setattr(train, "lr_at", lambda step, cfg: 1e30 if step >= 3 else real_lr_at(step, cfg))
+    monkeypatch.setattr(train, "lr_at",
+                        lambda step, cfg: 1e30 if step >= 3 else real_lr_at(step, cfg))
     session = Session.open(None, preset="tiny", device="cpu", checkpoint=tmp_path / "r")
     seen: list[Message] = []
     app = NnioApp(session=session)
@@ -191,3 +192,12 @@ async def test_full_colour_is_unchanged(tmp_path):
         await settle(pilot)
         assert not app.screen.has_class("-low-colour")
         assert not any(s.underline for s in _chunk_styles(app))
+
+
+async def test_quitting_when_the_save_fails_says_so_with_exit_code_2(tmp_path):
+    app = NnioApp(session=Unwritable(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "q")
+        await settle(pilot)
+    assert app.return_code == 2 and app.saved_path is None
