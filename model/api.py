@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,13 +30,21 @@ from model.records import (
     StepReport,
     TokenProb,
 )
+from model.run_files import (
+    check_expected,
+    check_save_path,
+    context_limit,
+    default_checkpoint_path,
+    looks_like_pickle,
+)
 from model.tokens import TokenizedSource, tokenize_source
 
 __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
-    "PRESETS", "ENCODINGS", "tune_cpu", "check_save_path", "context_limit", "check_device",
+    "PRESETS", "ENCODINGS", "tune_cpu", "tune_allocator", "check_save_path", "context_limit",
+    "check_device", "default_checkpoint_path",
 ]
 
 # Names only, so the CLI can list choices without importing torch.
@@ -67,14 +73,6 @@ def tune_allocator() -> None:
     from model.allocator import tune_allocator as _tune
 
     _tune()
-
-
-def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
-    """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
-    import platformdirs
-
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
-    return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
 
 
 class Session:
@@ -166,6 +164,7 @@ class Session:
         device: str = "auto",
         on_progress: Callable[[str, float], None] | None = None,
         expect: dict | None = None,
+        corpus_optional: bool = False,
     ) -> Session:
         """Resume a saved run with its own config; corpus defaults to the one it was trained on.
 
@@ -179,6 +178,8 @@ class Session:
             on_progress: called with (what, fraction 0..1) while slow work runs.
             expect: settings the user asked for ("encoding", "preset" or GPTConfig/TrainConfig
                 fields); one that differs from the checkpoint's is a CheckpointError naming it.
+            corpus_optional: for predicting and sampling only: when the training corpus is
+                gone, the bundled sample stands in, since nothing will train on it.
         """
         from model import checkpoint as ckpt
         from model.config import GPTConfig, TrainConfig, from_json
@@ -190,7 +191,7 @@ class Session:
         torch_device = resolve_device(device)
         if on_progress is not None:
             on_progress("reading the checkpoint", 0.0)
-        if _looks_like_pickle(path):
+        if looks_like_pickle(path):
             tensors, meta = ckpt.read_nanogpt(path)
         else:
             tensors, meta = ckpt.read(path)
@@ -200,7 +201,7 @@ class Session:
             encoding, step = meta["encoding"], int(meta["step"])
         except (KeyError, ValueError, TypeError, ConfigError) as e:
             raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
-        _check_expected(path, expect or {}, {
+        check_expected(path, expect or {}, {
             "encoding": encoding, "preset": meta.get("preset", "custom"),
             **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
         enc = load_encoding(encoding)
@@ -209,8 +210,14 @@ class Session:
                 f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
                 f"{enc.n_vocab}; load it with the encoding it was trained with")
         source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
-        opened = open_corpus(None if source == "<sample>" else source, enc, encoding, on_progress)
-        opened.check_fits(gpt_cfg.block_size, fixed=True)
+        try:
+            opened = open_corpus(None if source == "<sample>" else source, enc, encoding,
+                                 on_progress)
+            opened.check_fits(gpt_cfg.block_size, fixed=True)
+        except CorpusError:
+            if not corpus_optional:
+                raise
+            opened = open_corpus(None, enc, encoding, on_progress)
         session = cls(enc=enc, corpus=opened, encoding=encoding,
                       preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
                       device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
@@ -531,81 +538,3 @@ class Session:
         from model.vocab import token_text
 
         return TokenProb(token_id=token_id, text=token_text(self._enc, token_id), prob=prob)
-
-
-def _looks_like_pickle(path: Path) -> bool:
-    """torch.save writes a zip (PK) or a raw pickle (0x80); safetensors starts with a length."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return magic == b"PK" or magic[:1] == b"\x80"
-
-
-def _check_expected(path: Path, expect: dict, saved: dict) -> None:
-    """Name the first setting the user asked for that the checkpoint was not saved with."""
-    for name, wanted in expect.items():
-        if name in saved and saved[name] != wanted:
-            flag = "--" + name.replace("_", "-").replace("learning-rate", "lr")
-            raise CheckpointError(
-                f"{path} was saved with {name} {saved[name]}, not {wanted}: drop {flag} to resume"
-                " it, or give a new --checkpoint path")
-
-
-def check_save_path(path: str | Path) -> Path:
-    """Refuse a checkpoint path that cannot be written, before any training is spent on it.
-
-    Args:
-        path: where a checkpoint will be saved.
-
-    Returns:
-        The path, with ~ expanded.
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give a file path for the checkpoint")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CheckpointError(f"cannot save to {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CheckpointError(
-            f"cannot write {path}: permission denied; save somewhere else (--checkpoint PATH)")
-    return path
-
-
-def context_limit(preset: str, overrides: dict | None = None,
-                  checkpoint: str | Path | None = None) -> int | None:
-    """The longest context the model will take, known before torch loads (None: ask later).
-
-    Args:
-        preset: one of PRESETS; its settings are validated here, so a bad one fails early.
-        overrides: GPTConfig/TrainConfig fields to change.
-        checkpoint: an existing checkpoint decides instead, if its header can be read.
-
-    Returns:
-        The block size, or None when only opening the checkpoint fully can tell.
-    """
-    from model.config import build_config
-
-    if checkpoint is not None and Path(checkpoint).expanduser().is_file():
-        meta = _peek_metadata(Path(checkpoint).expanduser())
-        try:
-            return int(json.loads(meta["gpt_config"])["block_size"])
-        except (KeyError, TypeError, ValueError):
-            return None  # not ours, or damaged: Session.load will say which
-    gpt_cfg, _ = build_config(preset, 100_277, overrides)
-    return gpt_cfg.block_size
-
-
-def _peek_metadata(path: Path) -> dict:
-    """A safetensors file's metadata strings, read from its JSON header; {} if it has none."""
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if not 2 <= size <= 100_000_000:
-            return {}
-        header = f.read(size)
-    try:
-        meta = json.loads(header).get("__metadata__") or {}
-    except (ValueError, AttributeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}

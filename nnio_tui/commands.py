@@ -162,7 +162,7 @@ def train(args: argparse.Namespace) -> int:
 def _open_checkpoint(args: argparse.Namespace):
     from model.api import Session
 
-    return Session.load(args.checkpoint, device=args.device, corpus=None)
+    return Session.load(args.checkpoint, device=args.device, corpus_optional=True)
 
 
 def predict(args: argparse.Namespace) -> int:

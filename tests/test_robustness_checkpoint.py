@@ -218,3 +218,15 @@ def test_a_save_killed_at_any_moment_leaves_a_loadable_checkpoint(session, tmp_p
     assert Session.load(path, device="cpu").step_count in (first_step, first_step + 1)
     session.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]
+
+
+def test_predict_works_when_the_training_corpus_is_gone(tmp_path, capsys):
+    corpus = tmp_path / "gone.txt"
+    corpus.write_text("the cat sat on the mat and the dog sat on the log. " * 40)
+    run = Session.open(corpus, preset="tiny", device="cpu", checkpoint=tmp_path / "c.safetensors")
+    run.train(1)
+    path = run.save()
+    corpus.unlink()
+    argv = ["predict", "--checkpoint", str(path), "--text", "the cat", "--json", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    assert '"top"' in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""A run's files, known before torch loads: the default checkpoint path, whether a path can be
+written, and what a checkpoint's header says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from model.errors import CheckpointError
+
+
+def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
+    """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
+    import platformdirs
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
+    return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
+
+
+def looks_like_pickle(path: Path) -> bool:
+    """torch.save writes a zip (PK) or a raw pickle (0x80); safetensors starts with a length."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return magic == b"PK" or magic[:1] == b"\x80"
+
+
+def check_expected(path: Path, expect: dict, saved: dict) -> None:
+    """Name the first setting the user asked for that the checkpoint was not saved with."""
+    for name, wanted in expect.items():
+        if name in saved and saved[name] != wanted:
+            flag = "--" + name.replace("_", "-").replace("learning-rate", "lr")
+            raise CheckpointError(
+                f"{path} was saved with {name} {saved[name]}, not {wanted}: drop {flag} to resume"
+                " it, or give a new --checkpoint path")
+
+
+def check_save_path(path: str | Path) -> Path:
+    """Refuse a checkpoint path that cannot be written, before any training is spent on it.
+
+    Args:
+        path: where a checkpoint will be saved.
+
+    Returns:
+        The path, with ~ expanded.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give a file path for the checkpoint")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot save to {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(
+            f"cannot write {path}: permission denied; save somewhere else (--checkpoint PATH)")
+    return path
+
+
+def context_limit(preset: str, overrides: dict | None = None,
+                  checkpoint: str | Path | None = None) -> int | None:
+    """The longest context the model will take, known before torch loads (None: ask later).
+
+    Args:
+        preset: one of PRESETS; its settings are validated here, so a bad one fails early.
+        overrides: GPTConfig/TrainConfig fields to change.
+        checkpoint: an existing checkpoint decides instead, if its header can be read.
+
+    Returns:
+        The block size, or None when only opening the checkpoint fully can tell.
+    """
+    from model.config import build_config
+
+    if checkpoint is not None and Path(checkpoint).expanduser().is_file():
+        meta = peek_metadata(Path(checkpoint).expanduser())
+        try:
+            return int(json.loads(meta["gpt_config"])["block_size"])
+        except (KeyError, TypeError, ValueError):
+            return None  # not ours, or damaged: Session.load will say which
+    gpt_cfg, _ = build_config(preset, 100_277, overrides)
+    return gpt_cfg.block_size
+
+
+def peek_metadata(path: Path) -> dict:
+    """A safetensors file's metadata strings, read from its JSON header; {} if it has none."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= 100_000_000:
+            return {}
+        header = f.read(size)
+    try:
+        meta = json.loads(header).get("__metadata__") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
