@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -17,7 +15,6 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.driver import Driver
-from textual.drivers._writer_thread import WriterThread
 from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -26,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from model.api import Chunk, NudgeReport, Probe, Sampled, Session, SessionInfo
 from nnio_tui import messages
+from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
 from nnio_tui.messages import TrainingSnapshot
 from nnio_tui.training import CorpusView, Look, NewWindow, Nudge, Reset, Sample, Save, Step
 from nnio_tui.training import TrainingBridge
@@ -52,51 +50,15 @@ KEYS = [
     ("left_square_bracket", "[", "resize_context(-1)", "Shorter", "shorter context", False),
     ("right_square_bracket", "]", "resize_context(1)", "Longer", "longer context", False),
     ("i", "i", "toggle_ids", "Ids", "token ids on or off", False),
+    ("pageup", "pgup", "scroll_tokens(-1)", "Scroll up", "scroll the token view up a page", False),
+    ("pagedown", "pgdn", "scroll_tokens(1)", "Scroll down", "scroll the token view down a page",
+     False),
     ("g", "g", "sample", "Sample", "sample the next token and show how it was chosen", True),
     ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
     ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
     ("question_mark", "?", "help", "Help", "this help", True),
     ("q", "q", "quit", "Quit", "quit (saves the checkpoint if training changed it)", True),
 ]
-
-
-class HangUpSafeWriter(WriterThread):
-    """Textual's output thread, except that a terminal which went away (an SSH link dropped)
-    ends the drawing instead of the thread: Textual's own dies on EIO, and the app then hangs
-    on its full queue before it can save."""
-
-    terminal_gone = False
-
-    def run(self) -> None:
-        try:
-            super().run()
-        except OSError as error:
-            if error.errno not in (errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF):
-                raise
-            HangUpSafeWriter.terminal_gone = True
-            # Nothing can be shown any more: take the rest so that writers never block.
-            while self._queue.get() is not None:
-                continue
-
-
-def _hang_up_safe(driver_class: type[Driver]) -> type[Driver]:
-    if sys.platform == "win32":
-        return driver_class
-    from textual.drivers.linux_driver import LinuxDriver
-
-    if not issubclass(driver_class, LinuxDriver):
-        return driver_class
-
-    class HangUpSafeDriver(driver_class):  # type: ignore[misc, valid-type]
-        def start_application_mode(self) -> None:
-            super().start_application_mode()
-            # Swap in the safe thread; the old one writes what it has queued, then ends.
-            assert self._writer_thread is not None
-            self._writer_thread.stop()
-            self._writer_thread = HangUpSafeWriter(self._file)
-            self._writer_thread.start()
-
-    return HangUpSafeDriver
 
 
 class NnioApp(App[int]):
@@ -195,7 +157,7 @@ class NnioApp(App[int]):
         self._ensure_worker()
 
     def get_driver_class(self) -> type[Driver]:
-        return _hang_up_safe(super().get_driver_class())
+        return hang_up_safe(super().get_driver_class())
 
     @property
     def terminal_gone(self) -> bool:
@@ -392,6 +354,11 @@ class NnioApp(App[int]):
     def action_toggle_ids(self) -> None:
         """Show or hide token ids under the chunks."""
         self.show_ids = not self.show_ids
+
+    def action_scroll_tokens(self, pages: int) -> None:
+        """Page through the corpus with the keyboard (mouse wheels are not there over SSH)."""
+        view = self.query_one(TokenChunks)
+        view.scroll_lines(pages * max(1, view.content_size.height - 1))
 
     def action_sample(self) -> None:
         """Draw a next token from the model."""

@@ -300,3 +300,17 @@ async def test_token_view_reads_only_what_it_shows(tmp_path):
         assert app.window_start > 1000
         spans = [int(c.split()[2]) - int(c.split()[1]) for c in fake.calls]
         assert max(spans) <= 256 and len(spans) < 10
+
+
+async def test_page_keys_scroll_the_token_view(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.query_one(TokenChunks)
+        first = view.top
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert view.top > first
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert view.top == first
