@@ -78,7 +78,7 @@ print(json.dumps({"tokens_per_s": steps * batch * cfg.block_size / dt, "steps_pe
 
 def run(variant: str, device: str, preset: str, batch: int, steps: int) -> dict:
     cmd = [sys.executable, "-c", CHILD, variant, device, preset, str(batch), str(steps)]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
