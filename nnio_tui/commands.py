@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -137,10 +138,16 @@ def train(args: argparse.Namespace) -> int:
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("train", total=args.steps, loss="-", val="-", tps="-")
 
+            started = time.perf_counter()
+
             def on_step(report) -> None:
                 nonlocal val
                 if report.val_loss is not None:
                     val = report.val_loss
+                    # A line per evaluation stays in the scrollback and in redirected logs.
+                    progress.console.print(
+                        f"step {report.step:>6}  train {report.loss:.3f}  val {val:.3f}  "
+                        f"{report.tokens_per_s:,.0f} tok/s  {time.perf_counter() - started:.0f} s")
                 progress.update(task, advance=1, loss=f"{report.loss:.3f}",
                                 val="-" if val is None else f"{val:.3f}",
                                 tps=f"{report.tokens_per_s:,.0f}")
