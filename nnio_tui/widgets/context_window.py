@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from rich.cells import cell_len
@@ -12,13 +13,24 @@ from textual.widget import Widget
 from model.api import Chunk, NudgeReport, Sampled
 
 
+def _number(p: float) -> str:
+    """A probability in percent with two significant digits below 0.1% (0.0023, not 0.002)."""
+    value = p * 100
+    if value >= 0.1:
+        return f"{value:.1f}"
+    if value <= 0:
+        return "0"
+    return f"{value:.{1 - math.floor(math.log10(value))}f}"
+
+
 def pct(p: float) -> str:
     """A probability as a short percentage that stays readable for tiny values."""
-    if p >= 0.001:
-        return f"{p * 100:.1f}%"
-    if p >= 0.00001:
-        return f"{p * 100:.3f}%"
-    return f"{p * 100:.4f}%"
+    return _number(p) + "%"
+
+
+def pct_change(before: float, after: float) -> str:
+    """The lecture's "3% -> 4%", compact enough for a bar row: 3.0→4.0%."""
+    return f"{_number(before)}→{_number(after)}%"
 
 
 class ContextWindow(Widget):

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
-from nnio_tui.widgets.context_window import pct
+from nnio_tui.widgets.context_window import pct, pct_change
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 TEXT_WIDTH = 12
@@ -126,7 +126,7 @@ class NextTokenBars(Widget):
                 out.append(now_bar, style("next-token-bars--bar"))
                 ghost = "░" * max(0, round(old / scale * bar_w) - len(now_bar))
                 out.append(ghost.ljust(bar_w - len(now_bar)), style("next-token-bars--ghost"))
-            value = pct(token.prob) if old is None else f"{pct(old)} -> {pct(token.prob)}"
+            value = pct(token.prob) if old is None else pct_change(old, token.prob)
             out.append(" " + value.rjust(pct_w), line_style)
             out.append("\n")
         out.append_text(self._summary(probe, dim))
