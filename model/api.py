@@ -47,6 +47,8 @@ __all__ = [
     "check_device", "default_checkpoint_path",
 ]
 
+LOSS_HISTORY = 2000  # points of each loss curve kept in memory and in checkpoints
+
 # Names only, so the CLI can list choices without importing torch.
 PRESETS = ("tiny", "cpu", "gpu", "gpt2")
 ENCODINGS = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base", "gpt2")
@@ -101,6 +103,9 @@ class Session:
         self._trainer = self._new_trainer(seed)
         self._updates = 0
         self._saved_updates = 0
+        # Loss curves travel with the checkpoint, so a resumed run shows where it came from.
+        self._loss_log: list[float] = []
+        self._val_log: list[float] = []
 
     def _new_trainer(self, seed: int):
         from model.data import Windows
@@ -227,6 +232,7 @@ class Session:
         trainer.step = step
         if "data_state" in meta and opened.source == meta.get("corpus_source"):
             trainer.windows.set_state(json.loads(meta["data_state"]))
+        session._restore_history(meta.get("loss_history"))
         return session
 
     # -- facts ---------------------------------------------------------------
@@ -294,6 +300,8 @@ class Session:
             loss, lr, tokens_per_s = self._trainer.train_step()
         self._check_weights()
         self._updates += 1
+        self._loss_log.append(loss)
+        del self._loss_log[:-LOSS_HISTORY]
         return StepReport(step=self._trainer.step, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
 
     def train(
@@ -340,6 +348,8 @@ class Session:
             self._seed = seed
         self._trainer = self._new_trainer(self._seed)
         self._updates = self._saved_updates = 0
+        self._loss_log.clear()
+        self._val_log.clear()
 
     # -- looking -------------------------------------------------------------
     def probe(self, start: int, length: int, k: int = 10) -> Probe:
@@ -395,7 +405,14 @@ class Session:
     def evaluate(self, batches: int = 4) -> float:
         """Mean loss on the validation split."""
         with self._out_of_memory("validation"):
-            return self._trainer.evaluate(batches)
+            loss = self._trainer.evaluate(batches)
+        self._val_log.append(loss)
+        del self._val_log[:-LOSS_HISTORY]
+        return loss
+
+    def loss_history(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Recent training losses (one a step) and validation losses, oldest first."""
+        return tuple(self._loss_log), tuple(self._val_log)
 
     def sample(
         self,
@@ -468,6 +485,7 @@ class Session:
             "encoding": self._encoding, "step": str(trainer.step), "preset": self._preset,
             "seed": str(self._seed), "corpus_source": self._corpus.source,
             "corpus_name": self._corpus.name, "data_state": json.dumps(trainer.windows.state()),
+            "loss_history": json.dumps({"train": self._loss_log, "val": self._val_log}),
         }
         target = Path(path).expanduser() if path is not None else self._checkpoint_path
         written = ckpt.save(target, trainer.model, trainer.optimizer, meta)
@@ -480,6 +498,15 @@ class Session:
         return self._updates != self._saved_updates
 
     # -- helpers -------------------------------------------------------------
+    def _restore_history(self, text: str | None) -> None:
+        """Loss curves from a checkpoint; one that lacks them or mangled them starts empty."""
+        try:
+            saved = json.loads(text) if text else {}
+            self._loss_log = [float(x) for x in saved.get("train", [])][-LOSS_HISTORY:]
+            self._val_log = [float(x) for x in saved.get("val", [])][-LOSS_HISTORY:]
+        except (ValueError, TypeError, AttributeError):
+            self._loss_log, self._val_log = [], []
+
     def _check_weights(self) -> None:
         """Undo an update that left NaN or infinite weights, and say so.
 

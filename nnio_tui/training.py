@@ -215,6 +215,11 @@ class TrainingBridge:
         length = self._context if self._context is not None else min(8, block)
         length = max(1, min(length, block, session.n_tokens - 1))
         self._window = (0, length)
+        # A resumed run continues its curves instead of starting them blank.
+        losses, val_losses = session.loss_history()
+        self._losses.extend(losses)
+        self._val_losses.extend(val_losses)
+        self._last_val = val_losses[-1] if val_losses else None
         self._post(SessionOpened(session.info(), CorpusView(session), 0, length))
         self._post(TrainingProgress(self._snapshot()))
         self._probe_and_post(before=None)
@@ -342,7 +347,7 @@ class TrainingBridge:
             step = last.step if last is not None else self._session.info().step
         return TrainingSnapshot(
             step=step,
-            loss=last.loss if last else None,
+            loss=last.loss if last else (self._losses[-1] if self._losses else None),
             val_loss=self._last_val,
             lr=last.lr if last else None,
             tokens_per_s=last.tokens_per_s if last else None,

@@ -82,6 +82,7 @@ class FakeSession:
         self._diverge_at = diverge_at
         self._step = 0
         self._dirty = False
+        self.history: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
         self._bonus: dict[tuple[int, ...], float] = {}
         self._rng = random.Random(0)
         self._labels: dict[tuple[int, ...], int] = {}
@@ -211,6 +212,10 @@ class FakeSession:
 
     def evaluate(self, batches: int = 4) -> float:
         return 3.15 + 8.5 * math.exp(-self._step / 120)
+
+    def loss_history(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """What a resumed checkpoint carries; empty for a fresh run."""
+        return self.history
 
     def sample(self, context_ids, *, temperature=1.0, top_k=None, top_p=None, seed=None,
                k_shown=10) -> Sampled:

@@ -314,3 +314,14 @@ async def test_page_keys_scroll_the_token_view(tmp_path):
         await pilot.press("pageup")
         await pilot.pause()
         assert view.top == first
+
+
+async def test_a_resumed_run_shows_its_loss_curves(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    fake.history = ((9.0, 8.0, 7.5), (8.2, 7.9))
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.training.losses == (9.0, 8.0, 7.5)
+        assert app.training.val_losses == (8.2, 7.9)
+        assert app.training.loss == 7.5 and app.training.val_loss == 7.9

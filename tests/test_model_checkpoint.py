@@ -114,3 +114,15 @@ def test_unwritable_folder_is_a_checkpoint_error(trained, tmp_path):
             trained.save(folder / "x.safetensors")
     finally:
         folder.chmod(0o700)
+
+
+def test_loss_curves_survive_a_save_and_load(tmp_path):
+    from model.api import Session
+
+    run = Session.open(None, preset="tiny", device="cpu", checkpoint=tmp_path / "h.safetensors")
+    run.train(3)
+    run.evaluate(1)
+    losses, val_losses = run.loss_history()
+    assert len(losses) == 3 and len(val_losses) == 1
+    back = Session.load(run.save(), device="cpu")
+    assert back.loss_history() == (losses, val_losses)
