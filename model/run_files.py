@@ -20,10 +20,16 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
 
 
 def looks_like_pickle(path: Path) -> bool:
-    """torch.save writes a zip (PK) or a raw pickle (0x80); safetensors starts with a length."""
+    """torch.save writes a zip (PK) or a raw pickle (0x80).
+
+    safetensors starts with its header's length, whose low byte can be anything (0x80 too),
+    then the JSON header itself: a "{" at byte 8 settles it.
+    """
     with open(path, "rb") as f:
-        magic = f.read(2)
-    return magic == b"PK" or magic[:1] == b"\x80"
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
+    return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
 def check_expected(path: Path, expect: dict, saved: dict) -> None:

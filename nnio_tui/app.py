@@ -25,8 +25,17 @@ from model.api import Chunk, NudgeReport, Probe, Sampled, Session, SessionInfo
 from nnio_tui import messages
 from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
 from nnio_tui.messages import TrainingSnapshot
-from nnio_tui.training import CorpusView, Look, NewWindow, Nudge, Reset, Sample, Save, Step
-from nnio_tui.training import TrainingBridge
+from nnio_tui.training import (
+    CorpusView,
+    Look,
+    NewWindow,
+    Nudge,
+    Reset,
+    Sample,
+    Save,
+    Step,
+    TrainingBridge,
+)
 from nnio_tui.widgets.confirm_reset import ConfirmReset
 from nnio_tui.widgets.context_window import ContextWindow, pct
 from nnio_tui.widgets.help_screen import HelpScreen
@@ -34,8 +43,8 @@ from nnio_tui.widgets.info_header import InfoHeader
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.loss_chart import LossChart
 from nnio_tui.widgets.next_token_bars import NextTokenBars
-from nnio_tui.widgets.too_small import TooSmall
 from nnio_tui.widgets.token_chunks import TokenChunks
+from nnio_tui.widgets.too_small import TooSmall
 
 MIN_SIZE = (80, 24)
 

@@ -97,15 +97,25 @@ class _StopFlag:
         self.stopped = True
 
 
-def open_for_training(args: argparse.Namespace, on_progress):
+def open_for_training(args: argparse.Namespace, on_progress, say=None):
     """The session `train` and the app use: resume --checkpoint if it exists, else start fresh.
 
-    The save path is checked before anything slow, so no training is spent on a run that
-    could not be saved.
-    """
-    from nnio_tui.cli import expected_from, overrides_from
-    from model.api import Session, check_save_path
+    Without --checkpoint the run lives at the default path, and a run saved there is resumed,
+    so starting `nnio-tui` twice never throws training away. The save path is checked before
+    anything slow, so no training is spent on a run that could not be saved.
 
+    Args:
+        args: parsed flags of the app or of `train`.
+        on_progress: (what, fraction) callback for slow work.
+        say: called with a one-line notice (resumed, or saving elsewhere); may be None.
+    """
+    from model.api import Session, check_save_path
+    from nnio_tui.cli import expected_from, overrides_from
+
+    if args.checkpoint is None:
+        resumed = _resume_default_run(args, on_progress, say or (lambda line: None))
+        if resumed is not None:
+            return resumed
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
         if Path(args.checkpoint).expanduser().exists():
@@ -119,11 +129,38 @@ def open_for_training(args: argparse.Namespace, on_progress):
     return session
 
 
+def _resume_default_run(args: argparse.Namespace, on_progress, say):
+    """Resume the run at the default path; None when there is none or it cannot be resumed.
+
+    A saved run made with other settings (or one that cannot be read) is never overwritten:
+    args.checkpoint is pointed at a free path beside it and the user is told.
+    """
+    from model.api import CheckpointError, Session, default_checkpoint_path
+    from nnio_tui.cli import expected_from
+
+    source = args.corpus
+    name = "sample_data" if source is None else "stdin" if source == "-" else Path(source).name
+    path = default_checkpoint_path(name, args.preset or "cpu")
+    if not path.is_file() or source == "-":
+        return None
+    try:
+        session = Session.load(path, corpus=args.corpus, device=args.device,
+                               on_progress=on_progress, expect=expected_from(args))
+    except CheckpointError as error:
+        free = next(path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000)
+                    if not path.with_name(f"{path.stem}-{n}{path.suffix}").exists())
+        args.checkpoint = str(free)
+        say(f"not resuming {path} ({error}); this run saves to {free}")
+        return None
+    say(f"resumed {path} at step {session.step_count:,} (--checkpoint FILE starts another run)")
+    return session
+
+
 def train(args: argparse.Namespace) -> int:
     """Train headless with a progress bar; save at the end and on Ctrl+C."""
     err = _err()
     with _ProgressBar() as bar:
-        session = open_for_training(args, bar)
+        session = open_for_training(args, bar, lambda line: err.print(f"nnio-tui: {line}"))
     _warn(session.warnings)
     info = session.info()
     err.print(f"{info.corpus_name}: {info.n_tokens:,} tokens, {info.encoding} "
@@ -226,7 +263,8 @@ def session_opener(args: argparse.Namespace, notify):
     """
 
     def open_session(on_progress):
-        session = open_for_training(args, on_progress)
+        session = open_for_training(args, on_progress,
+                                    lambda line: notify(line, title="run", timeout=8))
         for line in session.warnings:
             notify(line, title="corpus", severity="warning", timeout=10)
         return session

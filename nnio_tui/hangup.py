@@ -6,6 +6,7 @@ import errno
 import sys
 
 from textual.driver import Driver
+
 # Private in Textual 8; pinned by textual>=8,<9 in pyproject.toml.
 from textual.drivers._writer_thread import WriterThread
 

@@ -126,3 +126,17 @@ def test_loss_curves_survive_a_save_and_load(tmp_path):
     assert len(losses) == 3 and len(val_losses) == 1
     back = Session.load(run.save(), device="cpu")
     assert back.loss_history() == (losses, val_losses)
+
+
+def test_a_header_length_that_looks_like_a_pickle_marker_is_still_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    from model.run_files import looks_like_pickle
+
+    for pad in range(300):  # header lengths sweep through every low byte, 0x80 included
+        path = tmp_path / "t.safetensors"
+        save_file({"w": torch.zeros(1)}, str(path), metadata={"pad": "x" * pad})
+        assert not looks_like_pickle(path)
+    pickled = tmp_path / "p.pt"
+    torch.save({"w": torch.zeros(1)}, pickled)
+    assert looks_like_pickle(pickled)

@@ -14,7 +14,6 @@ from textual.message import Message
 from model.api import CheckpointError, Session
 from nnio_tui import cli, commands, messages
 from nnio_tui.app import NnioApp
-from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.token_chunks import TokenChunks
 from tests.fakes import FakeSession
 from tests.test_app import SIZE, settle

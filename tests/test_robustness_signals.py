@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
-import random
 import signal
 import struct
 import sys
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from model import checkpoint as ckpt
-from model.api import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 
