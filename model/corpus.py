@@ -330,6 +330,8 @@ def open_corpus(
     if on_progress is not None:
         on_progress("reading", 0.0)
     docs = read_docs()
+    if on_progress is not None:
+        on_progress("reading", 1.0)
     if not docs or not any(d.strip() for d in docs):
         raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text")
     key = _content_key(docs, encoding)
