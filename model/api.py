@@ -7,7 +7,6 @@ frame before torch is ready.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +30,9 @@ from model.records import (
     TokenProb,
 )
 from model.run_files import (
-    check_expected,
     check_save_path,
     context_limit,
     default_checkpoint_path,
-    looks_like_pickle,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
@@ -186,54 +183,11 @@ class Session:
             corpus_optional: for predicting and sampling only: when the training corpus is
                 gone, the bundled sample stands in, since nothing will train on it.
         """
-        from model import checkpoint as ckpt
-        from model.config import GPTConfig, TrainConfig, from_json
-        from model.corpus import open_corpus
-        from model.device import resolve_device
-        from model.vocab import load_encoding
+        from model.resume import resume
 
-        path = ckpt.check_readable(Path(checkpoint))
-        torch_device = resolve_device(device)
-        if on_progress is not None:
-            on_progress("reading the checkpoint", 0.0)
-        if looks_like_pickle(path):
-            tensors, meta = ckpt.read_nanogpt(path)
-        else:
-            tensors, meta = ckpt.read(path)
-        try:
-            gpt_cfg = from_json(GPTConfig, meta["gpt_config"])
-            train_cfg = from_json(TrainConfig, meta["train_config"])
-            encoding, step = meta["encoding"], int(meta["step"])
-        except (KeyError, ValueError, TypeError, ConfigError) as e:
-            raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
-        check_expected(path, expect or {}, {
-            "encoding": encoding, "preset": meta.get("preset", "custom"),
-            **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
-        enc = load_encoding(encoding)
-        if enc.n_vocab != gpt_cfg.vocab_size:
-            raise CheckpointError(
-                f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
-                f"{enc.n_vocab}; load it with the encoding it was trained with")
-        source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
-        try:
-            opened = open_corpus(None if source == "<sample>" else source, enc, encoding,
-                                 on_progress)
-            opened.check_fits(gpt_cfg.block_size, fixed=True)
-        except CorpusError:
-            if not corpus_optional:
-                raise
-            opened = open_corpus(None, enc, encoding, on_progress)
-        session = cls(enc=enc, corpus=opened, encoding=encoding,
-                      preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
-                      device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
-        trainer = session._trainer
-        ckpt.restore_model(trainer.model, tensors, path)
-        ckpt.restore_optimizer(trainer.optimizer, trainer.model, tensors)
-        trainer.step = step
-        if "data_state" in meta and opened.source == meta.get("corpus_source"):
-            trainer.windows.set_state(json.loads(meta["data_state"]))
-        session._restore_history(meta.get("loss_history"))
-        return session
+        return resume(cls, Path(checkpoint), corpus=corpus, device=device,
+                      on_progress=on_progress, expect=expect or {},
+                      corpus_optional=corpus_optional)
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:
@@ -298,7 +252,7 @@ class Session:
         """One batch update on random windows of the training split."""
         with self._out_of_memory("a training step"):
             loss, lr, tokens_per_s = self._trainer.train_step()
-        self._check_weights()
+        self._trainer.check_weights()
         self._updates += 1
         self._loss_log.append(loss)
         del self._loss_log[:-LOSS_HISTORY]
@@ -506,25 +460,6 @@ class Session:
             self._val_log = [float(x) for x in saved.get("val", [])][-LOSS_HISTORY:]
         except (ValueError, TypeError, AttributeError):
             self._loss_log, self._val_log = [], []
-
-    def _check_weights(self) -> None:
-        """Undo an update that left NaN or infinite weights, and say so.
-
-        train.py checks the loss, which the weights before the update produced; a huge
-        learning rate can still blow the weights up in the update itself, and the next probe
-        would show NaN. Its saved good weights are those from before this update.
-        """
-        import torch
-
-        trainer = self._trainer
-        params = [p.detach() for p in trainer.model.parameters()]
-        if bool(torch.isfinite(torch.stack(torch._foreach_norm(params)).sum())):
-            return
-        trainer._restore_good()
-        trainer.step -= 1
-        raise TrainingDiverged(
-            f"the update at step {trainer.step} made the weights infinite; kept the last good"
-            " weights - lower the learning rate (--lr) and continue")
 
     @contextlib.contextmanager
     def _out_of_memory(self, what: str):

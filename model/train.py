@@ -146,6 +146,22 @@ class Trainer:
             for p, good in zip(self.model.parameters(), self._good):
                 p.copy_(good)
 
+    def check_weights(self) -> None:
+        """Undo an update that left NaN or infinite weights, and say so.
+
+        train_step checks the loss, which the weights before the update produced; a huge
+        learning rate can still blow the weights up in the update itself, and the next probe
+        would show NaN. The saved good weights are those from before this update.
+        """
+        params = [p.detach() for p in self.model.parameters()]
+        if bool(torch.isfinite(torch.stack(torch._foreach_norm(params)).sum())):
+            return
+        self._restore_good()
+        self.step -= 1
+        raise TrainingDiverged(
+            f"the update at step {self.step} made the weights infinite; kept the last good"
+            " weights - lower the learning rate (--lr) and continue")
+
     @torch.no_grad()
     def evaluate(self, batches: int = 4) -> float:
         """Mean loss over fixed validation windows.

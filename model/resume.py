@@ -1,0 +1,65 @@
+"""Resuming a saved run: read a checkpoint, check it against what was asked, rebuild the Session."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from model.errors import CheckpointError, ConfigError, CorpusError
+from model.run_files import check_expected, looks_like_pickle
+
+
+def resume(cls, checkpoint: Path, *, corpus, device: str,
+           on_progress: Callable[[str, float], None] | None, expect: dict,
+           corpus_optional: bool):
+    """The body of Session.load (see its docstring); cls is Session."""
+    from model import checkpoint as ckpt
+    from model.config import GPTConfig, TrainConfig, from_json
+    from model.corpus import open_corpus
+    from model.device import resolve_device
+    from model.vocab import load_encoding
+
+    path = ckpt.check_readable(checkpoint)
+    torch_device = resolve_device(device)
+    if on_progress is not None:
+        on_progress("reading the checkpoint", 0.0)
+    if looks_like_pickle(path):
+        tensors, meta = ckpt.read_nanogpt(path)
+    else:
+        tensors, meta = ckpt.read(path)
+    try:
+        gpt_cfg = from_json(GPTConfig, meta["gpt_config"])
+        train_cfg = from_json(TrainConfig, meta["train_config"])
+        encoding, step = meta["encoding"], int(meta["step"])
+    except (KeyError, ValueError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
+    check_expected(path, expect, {
+        "encoding": encoding, "preset": meta.get("preset", "custom"),
+        **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
+    enc = load_encoding(encoding)
+    if enc.n_vocab != gpt_cfg.vocab_size:
+        raise CheckpointError(
+            f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
+            f"{enc.n_vocab}; load it with the encoding it was trained with")
+    source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
+    try:
+        opened = open_corpus(None if source == "<sample>" else source, enc, encoding,
+                             on_progress)
+        opened.check_fits(gpt_cfg.block_size, fixed=True)
+    except CorpusError:
+        if not corpus_optional:
+            raise
+        opened = open_corpus(None, enc, encoding, on_progress)
+    session = cls(enc=enc, corpus=opened, encoding=encoding,
+                  preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
+                  device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
+    trainer = session._trainer
+    ckpt.restore_model(trainer.model, tensors, path)
+    ckpt.restore_optimizer(trainer.optimizer, trainer.model, tensors)
+    trainer.step = step
+    if "data_state" in meta and opened.source == meta.get("corpus_source"):
+        trainer.windows.set_state(json.loads(meta["data_state"]))
+    session._restore_history(meta.get("loss_history"))
+    return session
