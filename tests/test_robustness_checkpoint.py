@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -193,21 +194,32 @@ def test_no_write_permission_is_refused_before_training(tmp_path, command):
 def test_a_save_killed_at_any_moment_leaves_a_loadable_checkpoint(session, tmp_path):
     """SIGKILL a process that saves over and over, at random moments, 60 times; each time the
     checkpoint is whole, old or new, and the killed saves' temporary files get cleaned up."""
+    started = time.perf_counter()
     path = session.save(tmp_path / "run.safetensors")
+    save_seconds = time.perf_counter() - started
     first_step = session.step_count
     rng = random.Random(0)
     mid_save = 0
     for _ in range(60):
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: one more step, then save again and again until killed
             try:
+                os.close(ready_r)
                 torch.set_num_threads(1)
                 session.step()
+                os.write(ready_w, b"1")
                 while True:
                     session.save(path)
             finally:
                 os._exit(1)
-        time.sleep(rng.uniform(0.0, 0.12))
+        os.close(ready_w)
+        # Wait for the child's step, however slow a loaded machine makes it, so that the
+        # kill lands somewhere in the saving loop rather than always before it.
+        assert select.select([ready_r], [], [], 60)[0], "the saving child never got going"
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        time.sleep(rng.uniform(0.0, 2.5 * save_seconds))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         mid_save += any(tmp_path.glob(".run.safetensors.*.tmp"))
