@@ -40,15 +40,12 @@ __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
-    "PRESETS", "ENCODINGS", "tune_cpu", "tune_allocator", "check_save_path", "context_limit",
-    "check_device", "default_checkpoint_path",
+    "tune_cpu", "tune_allocator", "check_save_path", "context_limit",
+    "check_device", "default_checkpoint_path", "default_run_path",
 ]
 
 LOSS_HISTORY = 2000  # points of each loss curve kept in memory and in checkpoints
 
-# Names only, so the CLI can list choices without importing torch.
-PRESETS = ("tiny", "cpu", "gpu", "gpt2")
-ENCODINGS = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base", "gpt2")
 
 
 def tune_cpu(threads: int | None = None) -> None:
@@ -65,6 +62,13 @@ def check_device(name: str) -> None:
     from model.device import resolve_device
 
     resolve_device(name)
+
+
+def default_run_path(corpus: str | Path | None, preset: str) -> Path:
+    """Where a run on this corpus source and preset saves unless told otherwise."""
+    from model.corpus import corpus_name
+
+    return default_checkpoint_path(corpus_name(corpus), preset)
 
 
 def tune_allocator() -> None:
@@ -129,7 +133,7 @@ class Session:
         Args:
             corpus: file, folder, .jsonl, .parquet, "-" for stdin, or None for the bundled sample.
             encoding: tiktoken encoding name or path to a .tiktoken file.
-            preset: one of PRESETS.
+            preset: tiny, cpu, gpu or gpt2 (model.config.PRESETS).
             device: "auto", "cpu", "cuda" or "mps".
             seed: makes CPU runs repeat exactly.
             overrides: GPTConfig/TrainConfig fields to change, e.g. {"block_size": 32}.
@@ -252,7 +256,6 @@ class Session:
         """One batch update on random windows of the training split."""
         with self._out_of_memory("a training step"):
             loss, lr, tokens_per_s = self._trainer.train_step()
-        self._trainer.check_weights()
         self._updates += 1
         self._loss_log.append(loss)
         del self._loss_log[:-LOSS_HISTORY]

@@ -80,6 +80,15 @@ def sample_corpus_path() -> Path:
     raise CorpusError("the bundled sample corpus is missing: reinstall nnio-tui or name a corpus")
 
 
+def corpus_name(source: str | Path | None) -> str:
+    """The short name a corpus source goes by (in the header and in default run paths)."""
+    if source is None:
+        return "sample_data"
+    if str(source) == "-":
+        return "stdin"
+    return Path(source).expanduser().name
+
+
 def _cache_dir() -> Path | None:
     if "NNIO_TUI_CACHE_DIR" in os.environ:
         return Path(os.environ["NNIO_TUI_CACHE_DIR"]) / "tokens"
@@ -172,21 +181,23 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[str, str
     if source is None:
         folder = sample_corpus_path()
         files = _folder_files(folder)
-        return "sample_data", "<sample>", files, lambda: _read_files(files, warnings)
+        return corpus_name(None), "<sample>", files, lambda: _read_files(files, warnings)
     if str(source) == "-":
-        return "stdin", "-", None, lambda: [_decode(sys.stdin.buffer.read(), "stdin", warnings)]
+        return corpus_name("-"), "-", None, lambda: [_decode(sys.stdin.buffer.read(), "stdin",
+                                                            warnings)]
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {path} (check the path)")
+    name = corpus_name(source)
     if path.is_dir():
         files = _folder_files(path)
-        return path.name, str(path), files, lambda: _read_files(files, warnings)
+        return name, str(path), files, lambda: _read_files(files, warnings)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return path.name, str(path), [path], lambda: _jsonl_docs(path, _read(path), warnings)
+        return name, str(path), [path], lambda: _jsonl_docs(path, _read(path), warnings)
     if suffix == ".parquet":
-        return path.name, str(path), [path], lambda: _parquet_docs(path)
-    return path.name, str(path), [path], lambda: _read_files([path], warnings, strict=True)
+        return name, str(path), [path], lambda: _parquet_docs(path)
+    return name, str(path), [path], lambda: _read_files([path], warnings, strict=True)
 
 
 def _read_files(files: list[Path], warnings: list[str], strict: bool = False) -> list[str]:

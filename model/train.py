@@ -127,6 +127,7 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        self._check_weights()
         synchronize(self.device)
         tokens_per_s = idx.numel() / max(time.perf_counter() - t0, 1e-9)
         return loss_value, lr, tokens_per_s
@@ -146,12 +147,12 @@ class Trainer:
             for p, good in zip(self.model.parameters(), self._good):
                 p.copy_(good)
 
-    def check_weights(self) -> None:
+    def _check_weights(self) -> None:
         """Undo an update that left NaN or infinite weights, and say so.
 
-        train_step checks the loss, which the weights before the update produced; a huge
-        learning rate can still blow the weights up in the update itself, and the next probe
-        would show NaN. The saved good weights are those from before this update.
+        The loss check above sees the weights before the update; a huge learning rate can
+        still blow them up in the update itself, and the next probe would show NaN. The saved
+        good weights are those from before this update.
         """
         params = [p.detach() for p in self.model.parameters()]
         if bool(torch.isfinite(torch.stack(torch._foreach_norm(params)).sum())):

@@ -135,13 +135,11 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     A saved run made with other settings (or one that cannot be read) is never overwritten:
     args.checkpoint is pointed at a free path beside it and the user is told.
     """
-    from model.api import CheckpointError, Session, default_checkpoint_path
+    from model.api import CheckpointError, Session, default_run_path
     from nnio_tui.cli import expected_from
 
-    source = args.corpus
-    name = "sample_data" if source is None else "stdin" if source == "-" else Path(source).name
-    path = default_checkpoint_path(name, args.preset or "cpu")
-    if not path.is_file() or source == "-":
+    path = default_run_path(args.corpus, args.preset or "cpu")
+    if not path.is_file() or args.corpus == "-":
         return None
     try:
         session = Session.load(path, corpus=args.corpus, device=args.device,
