@@ -80,8 +80,9 @@ class ContextWindow(Widget):
                 Text.assemble("label ", (label.text, label_style), (f" {label.token_id}", dim))
             )
         if self.nudge is not None:
-            before, after = pct(self.nudge.before), pct(self.nudge.after)
-            lines.append(Text.assemble("p(label) ", before, " -> ", (after, "bold"), (" nudged", dim)))
+            # Same compact form as the bars, so it fits the 80-column layout.
+            before, after = _number(self.nudge.before), pct(self.nudge.after)
+            lines.append(Text.assemble("p(label) ", f"{before}→", (after, "bold"), (" nudged", dim)))
         if self.sampled is not None:
             token = self.sampled.token
             line = Text.assemble(
