@@ -87,7 +87,7 @@ class Session:
     """
 
     def __init__(self, *, enc, corpus, encoding: str, preset: str, gpt_cfg, train_cfg,
-                 device, seed: int, checkpoint_path: Path) -> None:
+                 device, seed: int, checkpoint_path: Path, precision: str = "auto") -> None:
         """Use Session.open or Session.load; this wires already-built parts together."""
         import numpy as np
 
@@ -99,6 +99,7 @@ class Session:
         self._train_cfg = train_cfg
         self._device = device
         self._seed = seed
+        self._precision = precision
         self._checkpoint_path = checkpoint_path
         self._window_rng = np.random.default_rng([seed, 2])
         self._trainer = self._new_trainer(seed)
@@ -113,7 +114,8 @@ class Session:
         from model.train import Trainer
 
         windows = Windows(self._corpus.ids, self._corpus.split, self._gpt_cfg.block_size, seed)
-        return Trainer(self._gpt_cfg, self._train_cfg, windows, self._device, seed)
+        return Trainer(self._gpt_cfg, self._train_cfg, windows, self._device, seed,
+                       self._precision)
 
     @classmethod
     def open(
@@ -127,6 +129,7 @@ class Session:
         overrides: dict | None = None,
         on_progress: Callable[[str, float], None] | None = None,
         checkpoint: str | Path | None = None,
+        precision: str = "auto",
     ) -> Session:
         """Tokenize (or load cached ids of) a corpus and build a fresh model.
 
@@ -140,6 +143,8 @@ class Session:
             on_progress: called with (what, fraction 0..1) while slow work runs.
             checkpoint: where save() writes by default; None means the user data folder,
                 runs/<corpus>-<preset>.safetensors.
+            precision: "auto", "fp32" or "bf16" for training's big matmuls; auto is bf16 on
+                CUDA and on CPUs with bf16 dot products (model.device.training_dtype).
 
         Returns:
             A ready session at step 0.
@@ -147,9 +152,11 @@ class Session:
         from model.config import build_config
         from model.corpus import open_corpus
         from model.device import resolve_device
+        from model.device import training_dtype
         from model.vocab import load_encoding
 
         torch_device = resolve_device(device)
+        training_dtype(torch_device, precision)  # a bad name fails before the slow work
         enc = load_encoding(encoding)
         gpt_cfg, train_cfg = build_config(preset, enc.n_vocab, overrides)
         opened = open_corpus(corpus, enc, encoding, on_progress)
@@ -159,7 +166,8 @@ class Session:
         path = Path(checkpoint).expanduser() if checkpoint is not None else (
             default_checkpoint_path(opened.name, preset))
         return cls(enc=enc, corpus=opened, encoding=encoding, preset=preset, gpt_cfg=gpt_cfg,
-                   train_cfg=train_cfg, device=torch_device, seed=seed, checkpoint_path=path)
+                   train_cfg=train_cfg, device=torch_device, seed=seed, checkpoint_path=path,
+                   precision=precision)
 
     @classmethod
     def load(
@@ -171,6 +179,7 @@ class Session:
         on_progress: Callable[[str, float], None] | None = None,
         expect: dict | None = None,
         corpus_optional: bool = False,
+        precision: str = "auto",
     ) -> Session:
         """Resume a saved run with its own config; corpus defaults to the one it was trained on.
 
@@ -186,12 +195,13 @@ class Session:
                 fields); one that differs from the checkpoint's is a CheckpointError naming it.
             corpus_optional: for predicting and sampling only: when the training corpus is
                 gone, the bundled sample stands in, since nothing will train on it.
+            precision: as in Session.open; not saved with the run.
         """
         from model.resume import resume
 
         return resume(cls, Path(checkpoint), corpus=corpus, device=device,
                       on_progress=on_progress, expect=expect or {},
-                      corpus_optional=corpus_optional)
+                      corpus_optional=corpus_optional, precision=precision)
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:
@@ -200,7 +210,8 @@ class Session:
             vocab_size=self._gpt_cfg.vocab_size, preset=self._preset,
             n_params=self._trainer.model.num_params(), device=str(self._device),
             block_size=self.block_size, batch_size=self._train_cfg.batch_size,
-            step=self._trainer.step, checkpoint_path=str(self._checkpoint_path))
+            step=self._trainer.step, checkpoint_path=str(self._checkpoint_path),
+            precision="fp32" if self._trainer.low_dtype is None else "bf16")
 
     @property
     def warnings(self) -> tuple[str, ...]:

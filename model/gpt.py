@@ -137,6 +137,7 @@ class GPT(nn.Module):
         *,
         fused: bool = True,
         head_chunk: int = 256,
+        head_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for the last position, or the mean loss over all positions.
 
@@ -145,6 +146,8 @@ class GPT(nn.Module):
             targets: next-token ids, (B, T), -1 to ignore; None to get logits instead.
             fused: use the chunked head (no full logits) for the loss.
             head_chunk: positions per chunk in the fused head.
+            head_dtype: matmul dtype of the fused head (bf16 on CPUs with bf16 dot products);
+                None follows autocast, or the weights' dtype outside it.
 
         Returns:
             (logits, loss): with targets, logits is None and loss a scalar; without,
@@ -158,7 +161,7 @@ class GPT(nn.Module):
         h = x.reshape(-1, x.size(-1))  # (B*T, C)
         flat_targets = targets.reshape(-1)  # (B*T,)
         if fused:
-            dtype = _autocast_dtype(h.device.type)
+            dtype = head_dtype or _autocast_dtype(h.device.type)
             loss = fused_cross_entropy(h, self.lm_weight, flat_targets, V, head_chunk, dtype)
         else:
             loss = plain_cross_entropy(h, self.lm_weight, flat_targets, V)

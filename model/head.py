@@ -32,30 +32,39 @@ class FusedHeadLoss(torch.autograd.Function):
         grad_h = torch.empty_like(h) if want_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_w else None
         # One logits buffer for every chunk: a fresh 100 MB tensor per chunk would be mapped
-        # and zero-filled by the kernel each time unless glibc's allocator is tuned.
-        buf = None
-        if dtype == torch.float32:
-            buf = torch.empty((min(chunk_size, h.shape[0]), weight.shape[0]),
-                              dtype=torch.float32, device=h.device)
+        # and zero-filled by the kernel each time unless glibc's allocator is tuned. Softmax
+        # runs in float32 (float64 for float64 inputs); bf16 matmuls write a second, narrow
+        # buffer that later holds the chunk's bf16 gradient.
+        wide = torch.float64 if dtype == torch.float64 else torch.float32
+        rows_max = min(chunk_size, h.shape[0])
+        buf = torch.empty((rows_max, weight.shape[0]), dtype=wide, device=h.device)
+        narrow = None if dtype == wide else torch.empty(
+            (rows_max, weight.shape[0]), dtype=dtype, device=h.device)
         for lo in range(0, h.shape[0], chunk_size):
             hi = min(lo + chunk_size, h.shape[0])
             hc = h[lo:hi].to(dtype)  # (n, C)
             tc = safe[lo:hi]  # (n,)
-            if buf is not None:
+            if narrow is None:
                 logits = torch.mm(hc, w.t(), out=buf[: hi - lo])  # (n, Vp)
             else:
-                logits = (hc @ w.t()).float()  # (n, Vp)
+                logits = buf[: hi - lo].copy_(torch.mm(hc, w.t(), out=narrow[: hi - lo]))
             logits[:, vocab_size:] = float("-inf")  # padded ids never get probability
             rows = torch.arange(hi - lo, device=h.device)
             probs, losses[lo:hi] = _softmax_and_losses_(logits, rows, tc, hc, w[:vocab_size])
             if not (want_h or want_w):
                 continue
-            # d loss / d logits = (softmax - onehot(target)) * scale, scaled before the matmuls
-            # as F.cross_entropy does, so sums over 100k terms round the way the plain head's do.
+            # d loss / d logits = (softmax - onehot(target)) * scale
             sc = scale[lo:hi]  # (n,)
-            probs.mul_(sc.unsqueeze(1))
-            probs[rows, tc] -= sc
-            dlogits = probs.to(dtype)  # (n, Vp)
+            if narrow is None:
+                # scaled before the matmuls, as F.cross_entropy does, so sums over 100k terms
+                # round the way the plain head's do
+                probs.mul_(sc.unsqueeze(1))
+                probs[rows, tc] -= sc
+                dlogits = probs  # (n, Vp)
+            else:
+                # one pass scales and narrows; the onehot is taken off while still wide
+                probs[rows, tc] -= 1.0
+                dlogits = torch.mul(probs, sc.unsqueeze(1), out=narrow[: hi - lo])  # (n, Vp)
             if grad_h is not None:
                 grad_h[lo:hi] = (dlogits @ w).to(h.dtype)  # (n, C)
             if grad_w is not None:
@@ -95,7 +104,7 @@ def _softmax_and_losses_(logits, rows, targets, hc, w):
         losses = -p_target.log()
         # below float32's smallest normal p has lost digits (loss > ~87 nats): redo those
         # rows from their logits; .any() syncs, which costs nothing on the CPU
-        tiny = p_target < torch.finfo(torch.float32).tiny
+        tiny = p_target < torch.finfo(probs.dtype).tiny
         if tiny.any():
             redo = rows[tiny]
             exact = (hc[redo] @ w.t()).float()  # (r, V)
@@ -126,7 +135,8 @@ def fused_cross_entropy(
         targets: next-token ids, (N,); -1 marks positions to ignore.
         vocab_size: the real vocabulary size; padded logits are excluded from the softmax.
         chunk_size: positions per chunk: memory is chunk_size * Vp floats.
-        compute_dtype: matmul dtype (bf16 under CUDA autocast); defaults to h's dtype.
+        compute_dtype: matmul dtype (bf16 under CUDA autocast, and on CPUs with bf16 dot
+            products); defaults to h's dtype. Softmax and loss stay in float32.
 
     Returns:
         A scalar float32 loss with gradients for h and weight.

@@ -88,3 +88,4 @@ class SessionInfo:
     batch_size: int
     step: int
     checkpoint_path: str | None
+    precision: str = "fp32"  # of training's big matmuls: "fp32" or "bf16"

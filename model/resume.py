@@ -13,16 +13,17 @@ from model.run_files import check_expected, looks_like_pickle
 
 def resume(cls, checkpoint: Path, *, corpus, device: str,
            on_progress: Callable[[str, float], None] | None, expect: dict,
-           corpus_optional: bool):
+           corpus_optional: bool, precision: str = "auto"):
     """The body of Session.load (see its docstring); cls is Session."""
     from model import checkpoint as ckpt
     from model.config import GPTConfig, TrainConfig, from_json
     from model.corpus import open_corpus
-    from model.device import resolve_device
+    from model.device import resolve_device, training_dtype
     from model.vocab import load_encoding
 
     path = ckpt.check_readable(checkpoint)
     torch_device = resolve_device(device)
+    training_dtype(torch_device, precision)  # a bad name fails before the slow work
     if on_progress is not None:
         on_progress("reading the checkpoint", 0.0)
     if looks_like_pickle(path):
@@ -54,7 +55,8 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         opened = open_corpus(None, enc, encoding, on_progress)
     session = cls(enc=enc, corpus=opened, encoding=encoding,
                   preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
-                  device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path)
+                  device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path,
+                  precision=precision)
     trainer = session._trainer
     ckpt.restore_model(trainer.model, tensors, path)
     ckpt.restore_optimizer(trainer.optimizer, trainer.model, tensors)

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from model.config import GPTConfig, TrainConfig
 from model.data import Windows
-from model.device import synchronize
+from model.device import synchronize, training_dtype
 from model.errors import TrainingDiverged
 from model.gpt import GPT
 
@@ -72,18 +72,20 @@ class Trainer:
     """Owns the model, its optimizer and the batch sampler, and counts steps."""
 
     def __init__(self, gpt_cfg: GPTConfig, train_cfg: TrainConfig, windows: Windows,
-                 device: torch.device, seed: int = 0):
+                 device: torch.device, seed: int = 0, precision: str = "auto"):
         """Args:
         gpt_cfg: the network's shape.
         train_cfg: the optimizer and schedule.
         windows: where batches come from.
         device: where the model lives.
         seed: seeds the weight initialization.
+        precision: "auto", "fp32" or "bf16" for the big matmuls (model.device.training_dtype).
         """
         self.gpt_cfg = gpt_cfg
         self.train_cfg = train_cfg
         self.windows = windows
         self.device = device
+        self.low_dtype = training_dtype(device, precision)  # None: float32 throughout
         self.step = 0
         torch.manual_seed(seed)
         self.model = GPT(gpt_cfg).to(device)
@@ -91,10 +93,19 @@ class Trainer:
         self._good: list[torch.Tensor] | None = None
 
     def autocast(self):
-        """bf16 autocast on CUDA; full precision elsewhere (CPU bf16 barely pays here)."""
-        if self.device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        """bf16 autocast on CUDA; on the CPU only the output layer goes bf16 (head_dtype).
+
+        CPU autocast would also narrow the blocks' small matmuls, where the casts cost
+        about what the faster products save.
+        """
+        if self.device.type == "cuda" and self.low_dtype is not None:
+            return torch.autocast(device_type="cuda", dtype=self.low_dtype)
         return contextlib.nullcontext()
+
+    @property
+    def head_dtype(self) -> torch.dtype | None:
+        """The fused head's matmul dtype outside autocast: bf16 on a CPU with bf16 dots."""
+        return self.low_dtype if self.device.type == "cpu" else None
 
     def train_step(self) -> tuple[float, float, float]:
         """One AdamW update on a batch of random training windows.
@@ -111,7 +122,8 @@ class Trainer:
             group["lr"] = lr
         self.model.train()
         with self.autocast():
-            _, loss = self.model(idx, targets, fused=True, head_chunk=cfg.head_chunk)
+            _, loss = self.model(idx, targets, fused=True, head_chunk=cfg.head_chunk,
+                                 head_dtype=self.head_dtype)
         loss.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
@@ -178,7 +190,8 @@ class Trainer:
         for idx, targets in self.windows.val_batches(batches, self.train_cfg.batch_size):
             with self.autocast():
                 _, loss = self.model(idx.to(self.device), targets.to(self.device),
-                                     head_chunk=self.train_cfg.head_chunk)
+                                     head_chunk=self.train_cfg.head_chunk,
+                                     head_dtype=self.head_dtype)
             losses.append(loss.float())
         return torch.stack(losses).mean().item()
 

@@ -120,11 +120,12 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
         check_save_path(args.checkpoint)
         if Path(args.checkpoint).expanduser().exists():
             return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
-                                on_progress=on_progress, expect=expected_from(args))
+                                on_progress=on_progress, expect=expected_from(args),
+                                precision=args.precision)
     session = Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
                            preset=args.preset or "cpu", device=args.device, seed=args.seed,
                            overrides=overrides_from(args), checkpoint=args.checkpoint,
-                           on_progress=on_progress)
+                           on_progress=on_progress, precision=args.precision)
     check_save_path(session.info().checkpoint_path)
     return session
 
@@ -143,7 +144,8 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
         return None
     try:
         session = Session.load(path, corpus=args.corpus, device=args.device,
-                               on_progress=on_progress, expect=expected_from(args))
+                               on_progress=on_progress, expect=expected_from(args),
+                               precision=args.precision)
     except CheckpointError as error:
         free = next(path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000)
                     if not path.with_name(f"{path.stem}-{n}{path.suffix}").exists())

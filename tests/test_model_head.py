@@ -48,6 +48,43 @@ def test_fused_matches_plain_bf16():
         torch.testing.assert_close(a.float(), b.float(), rtol=2e-2, atol=2e-3)
 
 
+def _float64_reference(h, w, t, v):
+    h64 = h.detach().double().requires_grad_()
+    w64 = w.detach().double().requires_grad_()
+    return _loss_and_grads(
+        lambda: torch.nn.functional.cross_entropy(h64 @ w64[:v].t(), t, ignore_index=-1),
+        h64, w64)
+
+
+@pytest.mark.parametrize("chunk", [5, 64])
+def test_bf16_matmuls_on_float32_weights_match_float64(chunk):
+    # the CPU training path: float32 weights, bf16 products, float32 softmax and gradients
+    h, w, t = _inputs(48, 64, 700, seed=3, ignore=2)
+    fused = _loss_and_grads(
+        lambda: fused_cross_entropy(h, w, t, 700, chunk, torch.bfloat16), h, w)
+    exact = _float64_reference(h, w, t, 700)
+    assert fused[1].dtype == fused[2].dtype == torch.float32
+    for a, b in zip(fused, exact):
+        torch.testing.assert_close(a.double(), b, rtol=2e-2, atol=2e-2 * b.abs().max().item())
+    assert fused[2][700:].abs().max() == 0  # padded rows get no gradient
+    # bf16 is an approximation, but of the same thing: far closer to float64 than a wrong
+    # target or a missing scale would be
+    wrong = _float64_reference(h, w, t.roll(1), 700)
+    assert (fused[2].double() - exact[2]).norm() < 0.05 * (wrong[2] - exact[2]).norm()
+
+
+def test_float64_inputs_stay_float64_exact():
+    h, w, t = _inputs(20, 8, 300, seed=4, dtype=torch.float64)
+    fused = _loss_and_grads(lambda: fused_cross_entropy(h, w, t, 300, 7), h, w)
+    exact = _float64_reference(h, w, t, 300)
+    assert fused[1].dtype == torch.float64
+    torch.testing.assert_close(fused[0].double(), exact[0], rtol=1e-6, atol=0)  # float32 loss
+    for a, b in zip(fused[1:], exact[1:]):
+        # float64 products; only the float32 1/N scale rounds (~1e-8), where a float32
+        # path would be off by ~1e-6
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-7 * b.abs().max().item())
+
+
 def test_fused_with_real_cl100k_vocab_size():
     v = 100_277
     h, w, t = _inputs(6, 8, v, seed=2)

@@ -41,7 +41,7 @@ class InfoHeader(Widget):
             (f"{info.corpus_name} {info.n_tokens:,} tokens", 5),
             (f"{info.encoding} ({info.vocab_size:,})", 4),
             (f"{info.preset} {_count(info.n_params)} params", 3),
-            (info.device, 2),
+            (f"{info.device} {info.precision}", 2),
             (f"step {self.step:,}", 6),
         ]
         while sum(cell_len(p) + 2 for p, _ in parts) > self.size.width and len(parts) > 1:
