@@ -32,46 +32,58 @@ class FusedHeadLoss(torch.autograd.Function):
         grad_h = torch.empty_like(h) if want_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_w else None
         # One logits buffer for every chunk: a fresh 100 MB tensor per chunk would be mapped
-        # and zero-filled by the kernel each time unless glibc's allocator is tuned. Softmax
-        # runs in float32 (float64 for float64 inputs); bf16 matmuls write a second, narrow
-        # buffer that later holds the chunk's bf16 gradient.
+        # and zero-filled by the kernel each time unless glibc's allocator is tuned.
+        # - float32 (float64) products: softmax and gradient in that buffer, in place.
+        # - bf16 products on the CPU: the same, in bf16. Torch's CPU softmax sums in float32,
+        #   so only the stored probabilities round (loss within ~1e-4 nats of float64), and
+        #   the pass moves a third of the bytes that a float32 copy would (bench/README.md).
+        # - bf16 products elsewhere (CUDA autocast): softmax in a float32 buffer, as there
+        #   torch's fused softmax kernels make the copy cheap.
         wide = torch.float64 if dtype == torch.float64 else torch.float32
-        rows_max = min(chunk_size, h.shape[0])
-        buf = torch.empty((rows_max, weight.shape[0]), dtype=wide, device=h.device)
-        narrow = None if dtype == wide else torch.empty(
-            (rows_max, weight.shape[0]), dtype=dtype, device=h.device)
+        on_cpu = h.device.type == "cpu"
+        n_max, Vp = min(chunk_size, h.shape[0]), weight.shape[0]
+        out = torch.empty((n_max, Vp), dtype=dtype if on_cpu else wide, device=h.device)
+        narrow = None if dtype == out.dtype else torch.empty(
+            (n_max, Vp), dtype=dtype, device=h.device)
         for lo in range(0, h.shape[0], chunk_size):
             hi = min(lo + chunk_size, h.shape[0])
             hc = h[lo:hi].to(dtype)  # (n, C)
             tc = safe[lo:hi]  # (n,)
             if narrow is None:
-                logits = torch.mm(hc, w.t(), out=buf[: hi - lo])  # (n, Vp)
+                logits = torch.mm(hc, w.t(), out=out[: hi - lo])  # (n, Vp)
             else:
-                logits = buf[: hi - lo].copy_(torch.mm(hc, w.t(), out=narrow[: hi - lo]))
+                logits = out[: hi - lo].copy_(torch.mm(hc, w.t(), out=narrow[: hi - lo]))
             logits[:, vocab_size:] = float("-inf")  # padded ids never get probability
             rows = torch.arange(hi - lo, device=h.device)
             probs, losses[lo:hi] = _softmax_and_losses_(logits, rows, tc, hc, w[:vocab_size])
             if not (want_h or want_w):
                 continue
             # d loss / d logits = (softmax - onehot(target)) * scale
-            sc = scale[lo:hi]  # (n,)
-            if narrow is None:
-                # scaled before the matmuls, as F.cross_entropy does, so sums over 100k terms
-                # round the way the plain head's do
-                probs.mul_(sc.unsqueeze(1))
-                probs[rows, tc] -= sc
-                dlogits = probs  # (n, Vp)
-            else:
+            sc = scale[lo:hi].unsqueeze(1)  # (n, 1)
+            row_scale = None
+            if narrow is not None:
                 # one pass scales and narrows; the onehot is taken off while still wide
                 probs[rows, tc] -= 1.0
-                dlogits = torch.mul(probs, sc.unsqueeze(1), out=narrow[: hi - lo])  # (n, Vp)
+                dlogits = torch.mul(probs, sc, out=narrow[: hi - lo])  # (n, Vp)
+            elif dtype == wide:
+                # scaled before the matmuls, as F.cross_entropy does, so sums over 100k terms
+                # round the way the plain head's do
+                probs.mul_(sc)
+                probs[rows, tc] -= sc.squeeze(1)
+                dlogits = probs  # (n, Vp)
+            else:
+                # bf16 on the CPU: the scale goes on the small (n, C) sides, saving a pass
+                probs[rows, tc] -= 1.0
+                dlogits, row_scale = probs, sc  # (n, Vp), (n, 1)
             if grad_h is not None:
-                grad_h[lo:hi] = (dlogits @ w).to(h.dtype)  # (n, C)
+                g = dlogits @ w  # (n, C)
+                grad_h[lo:hi] = (g if row_scale is None else g.float() * row_scale).to(h.dtype)
             if grad_w is not None:
+                hs = hc if row_scale is None else (h[lo:hi].float() * row_scale).to(dtype)
                 if dlogits.dtype == grad_w.dtype:
-                    grad_w.addmm_(dlogits.t(), hc)  # (Vp, C), in place: no weight-sized temporary
+                    grad_w.addmm_(dlogits.t(), hs)  # (Vp, C), in place: no weight-sized temporary
                 else:
-                    grad_w += dlogits.t() @ hc  # (Vp, C), bf16 products summed in float32
+                    grad_w += dlogits.t() @ hs  # (Vp, C), bf16 products summed in float32
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return torch.where(valid, losses, 0.0).sum() / denom
@@ -90,17 +102,17 @@ def _softmax_and_losses_(logits, rows, targets, hc, w):
     """Softmax over dim 1 in place, and each row's loss -log p(target).
 
     Args:
-        logits: (n, Vp) float32, overwritten by the probabilities.
+        logits: (n, Vp) float32 (or bf16 on the CPU), overwritten by the probabilities.
         rows: arange(n); targets: (n,) ids; hc (n, C) and w (V, C) give the logits again.
 
     Returns:
-        (probs (n, Vp), losses (n,)).
+        (probs (n, Vp), float32 losses (n,)).
     """
     if logits.device.type == "cpu":
         # torch's softmax row kernel makes one pass where max/sub/exp/sum/div made five over
         # 100 MB (bench/train_step.py); it reads each row before writing it, so out= may alias.
         probs = torch.ops.aten._softmax.out(logits, 1, False, out=logits)
-        p_target = probs[rows, targets]  # (n,)
+        p_target = probs[rows, targets].float()  # (n,)
         losses = -p_target.log()
         # below float32's smallest normal p has lost digits (loss > ~87 nats): redo those
         # rows from their logits; .any() syncs, which costs nothing on the CPU
