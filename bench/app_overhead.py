@@ -1,12 +1,14 @@
 """App overhead benchmark: training speed with the app open vs headless, and key-to-screen latency.
 
-Run: python bench/app_overhead.py [--seconds 10] [--presses 100] [--threads 1 2] [--yield-ms 0]
+Run: python bench/app_overhead.py [--seconds 10] [--presses 100] [--threads 1 2] [--rounds 3]
+     [--yield-ms 0] [--post-every S]
 
-For each torch thread count, one subprocess trains the cpu preset headless (Session.step in a
-loop) for --seconds / 2, then opens the real NnioApp on the same session under App.run_test
-(headless, 100x30), presses space and counts steps for --seconds while the bars refresh,
-presses `right` --presses times while training runs, at random moments, closes the app and
-trains headless for --seconds / 2 more (so a change in the machine's load hits both sides).
+For each torch thread count, one subprocess alternates headless training (Session.step in a
+loop) with the real NnioApp on the same session under App.run_test (headless, 100x30): it
+presses space and counts steps while the bars refresh, then closes the app. --rounds app
+segments share --seconds, and headless segments come before, between and after them (the
+same time in all), so a change in the machine's load hits both sides. In the last app
+segment it then presses `right` --presses times while training runs, at random moments.
 Headless training validates every TrainingBridge.EVAL_EVERY steps, as the app (and
 `nnio-tui train`) does, so both sides do the same work.
 
@@ -29,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import asyncio, json, random, statistics, sys, tempfile, time
 threads, seconds, presses, yield_ms = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+post_every, rounds = float(sys.argv[5]), int(sys.argv[6])
 from model.api import tune_allocator, tune_cpu, Session
 tune_allocator()
 tune_cpu(threads)
@@ -38,6 +41,8 @@ from nnio_tui.training import TrainingBridge
 from nnio_tui.widgets.context_window import ContextWindow
 from nnio_tui.widgets.next_token_bars import NextTokenBars
 TrainingBridge.YIELD_S = yield_ms / 1000
+if post_every >= 0:
+    TrainingBridge.POST_EVERY_S = post_every
 
 tmp = tempfile.mkdtemp()
 session = Session.open(None, preset="cpu", device="cpu", checkpoint=f"{tmp}/run.safetensors")
@@ -54,7 +59,6 @@ def headless(seconds):
     return n, time.perf_counter() - t
 
 session.step(); session.step()
-before = headless(seconds / 2)  # half before the app and half after: load drift evens out
 
 window_seen, probe_seen = [], []
 app = None
@@ -78,19 +82,27 @@ async def first(seen, since, start, fresh=False, timeout=10.0):
         await asyncio.sleep(0.001)
     return timeout
 
-async def main():
+async def step_boundary(at_least):
+    # polls every millisecond: the step count is a plain int the worker bumps
+    while session.step_count < at_least:
+        await asyncio.sleep(0.001)
+    return session.step_count
+
+async def main(seconds, presses):
     global app
     app = NnioApp(session=session)
     async with app.run_test(size=(100, 30)) as pilot:
         while app.corpus is None:
             await pilot.pause(0.05)
+        first_step = session.step_count
         await pilot.press("space")
-        while session.step_count < 2:
-            await asyncio.sleep(0.05)
-        s0, t0, c0 = session.step_count, time.perf_counter(), time.thread_time()
+        # timed from one step's end to another's, so no part-step is counted
+        s0 = await step_boundary(first_step + 1)
+        t0, c0 = time.perf_counter(), time.thread_time()
         await asyncio.sleep(seconds)
-        in_app = (session.step_count - s0) * tokens_per_step / (time.perf_counter() - t0)
-        ui_cpu = (time.thread_time() - c0) / (time.perf_counter() - t0)
+        s1 = await step_boundary(session.step_count + 1)
+        in_app = (s1 - s0, time.perf_counter() - t0)
+        ui_cpu = (time.thread_time() - c0, time.perf_counter() - t0)
         window_ms, probe_ms = [], []
         rng = random.Random(0)
         for i in range(presses):
@@ -107,9 +119,21 @@ async def main():
         app.bridge.pause()
     return in_app, ui_cpu, window_ms, probe_ms
 
-in_app, ui_cpu, window_ms, probe_ms = asyncio.run(main())
-after = headless(seconds / 2)
-headless = (before[0] + after[0]) * tokens_per_step / (before[1] + after[1])
+# Headless and app segments alternate, headless first and last, so drift in the machine's
+# load hits both sides alike; key presses happen in the last app segment, after its timing.
+bare, opened, cpu = [headless(seconds / rounds / 2)], [], []
+for r in range(rounds):
+    in_app, ui, window_ms, probe_ms = asyncio.run(
+        main(seconds / rounds, presses if r == rounds - 1 else 0))
+    opened.append(in_app)
+    cpu.append(ui)
+    bare.append(headless(seconds / rounds / (2 if r == rounds - 1 else 1)))
+
+def rate(parts):
+    return sum(n for n, _ in parts) * tokens_per_step / sum(t for _, t in parts)
+
+headless, in_app = rate(bare), rate(opened)
+ui_cpu = sum(c for c, _ in cpu) / sum(t for _, t in cpu)
 
 def pcts(xs):
     xs = sorted(xs)
@@ -120,8 +144,10 @@ print(json.dumps({"headless": headless, "in_app": in_app, "ui_cpu": ui_cpu, "win
 """
 
 
-def run(threads: int, seconds: float, presses: int, yield_ms: float) -> dict:
-    cmd = [sys.executable, "-c", CHILD, str(threads), str(seconds), str(presses), str(yield_ms)]
+def run(threads: int, seconds: float, presses: int, yield_ms: float, post_every: float,
+        rounds: int) -> dict:
+    cmd = [sys.executable, "-c", CHILD, str(threads), str(seconds), str(presses), str(yield_ms),
+           str(post_every), str(rounds)]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         sys.exit(out.stderr)
@@ -130,17 +156,26 @@ def run(threads: int, seconds: float, presses: int, yield_ms: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="training time with the app open, split over --rounds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="app segments, each between two headless ones")
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--yield-ms", type=float, default=0.0,
                         help="TrainingBridge.YIELD_S, in ms, for the worker's pause between steps")
+    parser.add_argument("--post-every", type=float, default=-1.0,
+                        help="TrainingBridge.POST_EVERY_S, seconds between snapshots while"
+                             " training (default: the app's own)")
     args = parser.parse_args()
     print(f"command: python bench/app_overhead.py --seconds {args.seconds:g} --presses "
-          f"{args.presses} --threads {' '.join(map(str, args.threads))} --yield-ms {args.yield_ms:g}")
+          f"{args.presses} --threads {' '.join(map(str, args.threads))} --yield-ms {args.yield_ms:g}"
+          + (f" --post-every {args.post_every:g}" if args.post_every >= 0 else "")
+          + f" --rounds {args.rounds}")
     results = {}
     for threads in args.threads:
-        r = results[threads] = run(threads, args.seconds, args.presses, args.yield_ms)
+        r = results[threads] = run(threads, args.seconds, args.presses, args.yield_ms,
+                                   args.post_every, args.rounds)
         print(f"\n{threads} torch thread(s), cpu preset")
         print(f"  headless           {r['headless']:7.0f} tokens/s")
         print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "

@@ -109,12 +109,16 @@ class TrainingBridge:
     """
 
     PROBE_K = 32
-    POST_EVERY_S = 0.1
+    # While training runs, a snapshot and a probe go to the UI at most this often. On 2 cores
+    # (bench/app_overhead.py, 6 rounds of 10 s) posting every 0.1 s, i.e. after every step,
+    # trained at 91% of headless speed with the UI thread at 6% of a core; every 0.5 s gave
+    # 97% at 3%. The bars and curves still move twice a second.
+    POST_EVERY_S = 0.5
     EVAL_EVERY = 50
     HISTORY = 2000
-    # Measured with bench/app_overhead.py on 2 cores: the UI thread used ~3% of a core while
-    # training, and key-to-screen p95 stayed under 50 ms with torch's default 2 threads, which
-    # trained ~25% faster in the app than 1 thread. So no thread cap and no sleep by default.
+    # Measured with bench/app_overhead.py on 2 cores: key-to-screen p95 stayed under 50 ms
+    # with torch's default 2 threads, which trained ~25% faster in the app than 1 thread.
+    # So no thread cap and no sleep by default.
     YIELD_S = 0.0
     """Sleep after each continuous-training step, to leave the UI a gap; 0 means no sleep."""
 
