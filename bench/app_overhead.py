@@ -48,6 +48,20 @@ tmp = tempfile.mkdtemp()
 session = Session.open(None, preset="cpu", device="cpu", checkpoint=f"{tmp}/run.safetensors")
 tokens_per_step = session.info().batch_size * session.block_size
 
+# Every step's own duration, tagged with where it ran: the medians compare the step itself
+# with and without the app, whatever else the machine did in between.
+step_times = {"headless": [], "app": []}
+where = "headless"
+plain_step = session.step
+
+def timed_step():
+    t = time.perf_counter()
+    report = plain_step()
+    step_times[where].append(time.perf_counter() - t)
+    return report
+
+session.step = timed_step
+
 def headless(seconds):
     # steps of the same session in this thread, no app, with the app's validation schedule
     # (nnio-tui train's too): (steps, elapsed)
@@ -123,8 +137,10 @@ async def main(seconds, presses):
 # load hits both sides alike; key presses happen in the last app segment, after its timing.
 bare, opened, cpu = [headless(seconds / rounds / 2)], [], []
 for r in range(rounds):
+    where = "app"
     in_app, ui, window_ms, probe_ms = asyncio.run(
         main(seconds / rounds, presses if r == rounds - 1 else 0))
+    where = "headless"
     opened.append(in_app)
     cpu.append(ui)
     bare.append(headless(seconds / rounds / (2 if r == rounds - 1 else 1)))
@@ -139,7 +155,9 @@ def pcts(xs):
     xs = sorted(xs)
     return {"p50": xs[len(xs) // 2], "p95": xs[min(len(xs) - 1, int(len(xs) * 0.95))], "max": xs[-1]}
 
-print(json.dumps({"headless": headless, "in_app": in_app, "ui_cpu": ui_cpu, "window": pcts(window_ms),
+step_ms = {k: 1000 * statistics.median(v) for k, v in step_times.items()}
+print(json.dumps({"headless": headless, "in_app": in_app, "ui_cpu": ui_cpu, "step_ms": step_ms,
+                  "window": pcts(window_ms),
                   "probe": pcts(probe_ms)}))
 """
 
@@ -181,6 +199,9 @@ def main() -> None:
         print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "
               f"{r['in_app'] / r['headless']:4.0%} of headless  (target >= 95%)")
         print(f"  UI thread CPU while training: {r['ui_cpu']:.0%} of a core")
+        ms = r["step_ms"]
+        print(f"  median step: headless {ms['headless']:.0f} ms, app open {ms['app']:.0f} ms"
+              f" = {ms['headless'] / ms['app']:4.0%} speed (presses included)")
         for what, target in (("window", "  (target p95 <= 50 ms)"), ("probe", "")):
             p = r[what]
             print(f"  key -> {what:6s}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "

@@ -74,7 +74,8 @@ class NnioApp(App[int]):
     """Shows the network's input (a window of tokens) and output (next-token probabilities).
 
     One thread worker owns the session; the app owns the state (reactives) and binds it
-    into the panels, which only draw it.
+    into the panels, which only draw it. The app's reactives never repaint by themselves: an
+    App reactive repaints the whole screen, where the bound panel repaints only its own box.
     """
 
     CSS_PATH = "app.tcss"
@@ -84,22 +85,22 @@ class NnioApp(App[int]):
         for key, shown, action, label, _, footer in KEYS
     ] + [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
-    info: reactive[SessionInfo | None] = reactive(None)
-    title_hint = reactive("")
-    corpus: reactive[CorpusView | None] = reactive(None)
-    block_size = reactive(0)
-    window_start = reactive(0)
-    context = reactive(1)
-    show_ids = reactive(False)
-    window_chunks: reactive[tuple[Chunk, ...]] = reactive(tuple)
-    probe: reactive[Probe | None] = reactive(None)
-    before: reactive[Probe | None] = reactive(None)
-    probe_stale = reactive(False)
-    nudge: reactive[NudgeReport | None] = reactive(None)
-    sampled: reactive[Sampled | None] = reactive(None)
-    training: reactive[TrainingSnapshot | None] = reactive(None)
-    step = reactive(0)
-    running = reactive(False)
+    info: reactive[SessionInfo | None] = reactive(None, repaint=False)
+    title_hint = reactive("", repaint=False)
+    corpus: reactive[CorpusView | None] = reactive(None, repaint=False)
+    block_size = reactive(0, repaint=False)
+    window_start = reactive(0, repaint=False)
+    context = reactive(1, repaint=False)
+    show_ids = reactive(False, repaint=False)
+    window_chunks: reactive[tuple[Chunk, ...]] = reactive(tuple, repaint=False)
+    probe: reactive[Probe | None] = reactive(None, repaint=False)
+    before: reactive[Probe | None] = reactive(None, repaint=False)
+    probe_stale = reactive(False, repaint=False)
+    nudge: reactive[NudgeReport | None] = reactive(None, repaint=False)
+    sampled: reactive[Sampled | None] = reactive(None, repaint=False)
+    training: reactive[TrainingSnapshot | None] = reactive(None, repaint=False)
+    step = reactive(0, repaint=False)
+    running = reactive(False, repaint=False)
 
     def __init__(
         self,

@@ -330,8 +330,10 @@ class TrainingBridge:
         # Throttle at the source: the UI shares two cores with training.
         if now - self._last_post >= self.POST_EVERY_S:
             self._last_post = now
+            # probe first, then post both together: the UI repaints once for the pair
+            ready = self._probe(self._baseline)
             self._post(TrainingProgress(self._snapshot()))
-            self._probe_and_post(self._baseline)
+            self._post(ready)
 
     def _record(self, report: StepReport) -> None:
         assert self._session is not None
@@ -362,6 +364,10 @@ class TrainingBridge:
         )
 
     def _probe_and_post(self, before: Probe | None) -> None:
+        self._post(self._probe(before))
+
+    def _probe(self, before: Probe | None) -> ProbeReady:
+        """Probe the current window; before is the probe to compare with, if still the same."""
         assert self._session is not None
         start, length = self._window
         probe = self._session.probe(start, length, k=self.PROBE_K)
@@ -370,7 +376,7 @@ class TrainingBridge:
         if self._shown is None or self._shown.context_ids != probe.context_ids:
             self._baseline = probe if self._running.is_set() else None
         self._shown = probe
-        self._post(ProbeReady(start, length, probe, before))
+        return ProbeReady(start, length, probe, before)
 
     def _close(self) -> None:
         assert self._session is not None
