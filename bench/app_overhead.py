@@ -190,7 +190,8 @@ def main() -> None:
                              " training (default: the app's own)")
     args = parser.parse_args()
     print(f"command: python bench/app_overhead.py --seconds {args.seconds:g} --presses "
-          f"{args.presses} --threads {' '.join(map(str, args.threads))} --yield-ms {args.yield_ms:g}"
+          f"{args.presses} --threads {' '.join(map(str, args.threads))}"
+          f" --yield-ms {args.yield_ms:g}"
           + (f" --post-every {args.post_every:g}" if args.post_every >= 0 else "")
           + f" --rounds {args.rounds}")
     results = {}

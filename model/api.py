@@ -151,8 +151,7 @@ class Session:
         """
         from model.config import build_config
         from model.corpus import open_corpus
-        from model.device import resolve_device
-        from model.device import training_dtype
+        from model.device import resolve_device, training_dtype
         from model.vocab import load_encoding
 
         torch_device = resolve_device(device)
