@@ -40,9 +40,9 @@ class FusedHeadLoss(torch.autograd.Function):
         # - bf16 products elsewhere (CUDA autocast): softmax in a float32 buffer, as there
         #   torch's fused softmax kernels make the copy cheap.
         wide = torch.float64 if dtype == torch.float64 else torch.float32
-        on_cpu = h.device.type == "cpu"
         n_max, Vp = min(chunk_size, h.shape[0]), weight.shape[0]
-        out = torch.empty((n_max, Vp), dtype=dtype if on_cpu else wide, device=h.device)
+        out = torch.empty((n_max, Vp), dtype=dtype if _narrow_softmax(h.device) else wide,
+                          device=h.device)
         narrow = None if dtype == out.dtype else torch.empty(
             (n_max, Vp), dtype=dtype, device=h.device)
         for lo in range(0, h.shape[0], chunk_size):
@@ -98,6 +98,11 @@ class FusedHeadLoss(torch.autograd.Function):
         return grad_h, grad_w, None, None, None, None, None
 
 
+def _narrow_softmax(device: torch.device) -> bool:
+    """Whether bf16 products keep their softmax in bf16 (the CPU) or copy it to float32."""
+    return device.type == "cpu"
+
+
 def _softmax_and_losses_(logits, rows, targets, hc, w):
     """Softmax over dim 1 in place, and each row's loss -log p(target).
 
@@ -148,7 +153,8 @@ def fused_cross_entropy(
         vocab_size: the real vocabulary size; padded logits are excluded from the softmax.
         chunk_size: positions per chunk: memory is chunk_size * Vp floats.
         compute_dtype: matmul dtype (bf16 under CUDA autocast, and on CPUs with bf16 dot
-            products); defaults to h's dtype. Softmax and loss stay in float32.
+            products); defaults to h's dtype. The loss and gradients come back in float32;
+            on the CPU the bf16 softmax is summed in float32 but stored in bf16.
 
     Returns:
         A scalar float32 loss with gradients for h and weight.

@@ -95,8 +95,8 @@ class Trainer:
     def autocast(self):
         """bf16 autocast on CUDA; on the CPU only the output layer goes bf16 (head_dtype).
 
-        CPU autocast would also narrow the blocks' small matmuls, where the casts cost
-        about what the faster products save.
+        CPU autocast would also narrow the blocks' small matmuls: that was 4-6% slower at
+        the cpu preset, where the head is nearly all of the work (bench/README.md, note 1).
         """
         if self.device.type == "cuda" and self.low_dtype is not None:
             return torch.autocast(device_type="cuda", dtype=self.low_dtype)

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model import head
 from model.gpt import padded_vocab
 from model.head import fused_cross_entropy, plain_cross_entropy
 
@@ -71,6 +72,17 @@ def test_bf16_matmuls_on_float32_weights_match_float64(chunk):
     # target or a missing scale would be
     wrong = _float64_reference(h, w, t.roll(1), 700)
     assert (fused[2].double() - exact[2]).norm() < 0.05 * (wrong[2] - exact[2]).norm()
+
+
+def test_bf16_products_with_a_float32_softmax_match_float64(monkeypatch):
+    # the CUDA autocast path (bf16 products copied into a float32 softmax buffer), run here
+    monkeypatch.setattr(head, "_narrow_softmax", lambda device: False)
+    h, w, t = _inputs(48, 64, 700, seed=5, ignore=2)
+    fused = _loss_and_grads(lambda: fused_cross_entropy(h, w, t, 700, 16, torch.bfloat16), h, w)
+    exact = _float64_reference(h, w, t, 700)
+    for a, b in zip(fused, exact):
+        torch.testing.assert_close(a.double(), b, rtol=2e-2, atol=2e-2 * b.abs().max().item())
+    assert fused[2][700:].abs().max() == 0
 
 
 def test_float64_inputs_stay_float64_exact():
