@@ -61,13 +61,13 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     """
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if device.type == "mps" and precision == "bf16":
+        raise DeviceError("bf16 training needs CUDA or a CPU; use --precision fp32 on mps")
     if precision == "fp32" or device.type == "mps":
-        if precision == "bf16":
-            raise DeviceError("bf16 training needs CUDA or a CPU; use --precision fp32 on mps")
         return None
     if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_bf16_dot() else None
+    return torch.bfloat16 if cpu_has_bf16_dot() else None
 
 
 def cpu_has_bf16_dot(cpuinfo: str = "/proc/cpuinfo") -> bool:
