@@ -39,7 +39,7 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0
     nudge_nats: float = 0.3
-    head_chunk: int = 256
+    head_chunk: int = 512  # positions per fused-head chunk (bench/README.md, note 1)
 
 
 # Shapes measured on a 2-core CPU with cl100k (see README): the output layer dominates, so

@@ -124,7 +124,11 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} exceeds block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
+        # A sparse gradient (B*T rows) for the tied matrix: autograd adds it into the head's
+        # dense one, where a dense embedding gradient would zero-fill and add a second
+        # (Vp, C) tensor every step. Every output goes through the head, so .grad stays dense.
+        tok = F.embedding(idx, self.transformer.wte.weight, sparse=True)  # (B, T, C)
+        x = tok + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)

@@ -30,7 +30,10 @@ class FusedHeadLoss(torch.autograd.Function):
         scale = valid.float() / denom  # (N,) d loss / d row loss; 0 on ignored rows
         losses = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)  # (N,)
         grad_h = torch.empty_like(h) if want_h else None
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if want_w else None
+        wide = torch.float64 if dtype == torch.float64 else torch.float32
+        # written by the first chunk, so no zero fill; zeros only when there is no chunk at all
+        grad_w = ((torch.empty if h.shape[0] else torch.zeros)(
+            weight.shape, dtype=wide, device=h.device) if want_w else None)
         # One logits buffer for every chunk: a fresh 100 MB tensor per chunk would be mapped
         # and zero-filled by the kernel each time unless glibc's allocator is tuned.
         # - float32 (float64) products: softmax and gradient in that buffer, in place.
@@ -39,7 +42,6 @@ class FusedHeadLoss(torch.autograd.Function):
         #   the pass moves a third of the bytes that a float32 copy would (bench/README.md).
         # - bf16 products elsewhere (CUDA autocast): softmax in a float32 buffer, as there
         #   torch's fused softmax kernels make the copy cheap.
-        wide = torch.float64 if dtype == torch.float64 else torch.float32
         n_max, Vp = min(chunk_size, h.shape[0]), weight.shape[0]
         out = torch.empty((n_max, Vp), dtype=dtype if _narrow_softmax(h.device) else wide,
                           device=h.device)
@@ -80,22 +82,57 @@ class FusedHeadLoss(torch.autograd.Function):
                 grad_h[lo:hi] = (g if row_scale is None else g.float() * row_scale).to(h.dtype)
             if grad_w is not None:
                 hs = hc if row_scale is None else (h[lo:hi].float() * row_scale).to(dtype)
-                if dlogits.dtype == grad_w.dtype:
-                    grad_w.addmm_(dlogits.t(), hs)  # (Vp, C), in place: no weight-sized temporary
-                else:
-                    grad_w += dlogits.t() @ hs  # (Vp, C), bf16 products summed in float32
-        ctx.save_for_backward(grad_h, grad_w)
+                _add_weight_grad_(grad_w, dlogits, hs, first=lo == 0)
+        # Plain attributes, not save_for_backward: backward hands these tensors on and drops
+        # its own reference, so autograd can add the embedding's gradient into them in place.
+        ctx.grads = (grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return torch.where(valid, losses, 0.0).sum() / denom
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad_h, grad_w = ctx.saved_tensors
+        if ctx.grads is None:
+            raise RuntimeError("the fused head's backward runs once; its gradients are spent")
+        (grad_h, grad_w), ctx.grads = ctx.grads, None
         if grad_h is not None:
-            grad_h = grad_h * grad_output.to(grad_h.dtype)
+            grad_h.mul_(grad_output.to(grad_h.dtype))
         if grad_w is not None:
-            grad_w = (grad_w * grad_output).to(ctx.weight_dtype)
+            grad_w = grad_w.mul_(grad_output).to(ctx.weight_dtype)
         return grad_h, grad_w, None, None, None, None, None
+
+
+# Vocab rows per weight-gradient product on the CPU: a (8192, C) bf16 block stays in cache
+# until it is widened into the float32 gradient; one weight-sized product would go to memory
+# and back, and making its rows in blocks also ran faster (bench/README.md, note 1).
+_CPU_VOCAB_BLOCK = 8192
+
+
+def _add_weight_grad_(grad_w, dlogits, hs, first):
+    """grad_w (Vp, C) float32 (or float64) = (first) or += dlogits.t() @ hs.
+
+    Args:
+        grad_w: the weight gradient, written by the first chunk and added to after.
+        dlogits: (n, Vp) d loss / d logits of one chunk (rows may still need hs's scale).
+        hs: (n, C) the chunk's hidden states, in dlogits' dtype.
+        first: whether this is the first chunk.
+    """
+    if dlogits.dtype == grad_w.dtype:
+        if first:
+            torch.mm(dlogits.t(), hs, out=grad_w)
+        else:
+            grad_w.addmm_(dlogits.t(), hs)  # in place: no weight-sized temporary
+        return
+    # narrower products, summed in float32
+    Vp = grad_w.shape[0]
+    block = _CPU_VOCAB_BLOCK if grad_w.device.type == "cpu" else Vp
+    part = torch.empty((min(block, Vp), hs.shape[1]), dtype=dlogits.dtype, device=hs.device)
+    for lo in range(0, Vp, block):
+        hi = min(lo + block, Vp)
+        prod = torch.mm(dlogits[:, lo:hi].t(), hs, out=part[: hi - lo])  # (hi-lo, C)
+        if first:
+            grad_w[lo:hi].copy_(prod)
+        else:
+            grad_w[lo:hi].add_(prod)
 
 
 def _narrow_softmax(device: torch.device) -> bool:

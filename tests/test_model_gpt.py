@@ -38,6 +38,33 @@ def test_fused_and_plain_heads_agree_through_the_model():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("path", ["fused", "plain", "logits"])
+def test_sparse_embedding_gradient_equals_the_dense_one(path, monkeypatch):
+    # the token embedding sends a sparse gradient; the tied matrix's .grad must still be a
+    # dense tensor (AdamW needs one) equal to what a dense embedding gradient gives
+    idx, targets = torch.randint(0, 1000, (2, 16)), torch.randint(0, 1000, (2, 16))
+
+    def grads():
+        torch.manual_seed(0)
+        model = GPT(SMALL)
+        if path == "logits":  # the nudge's path: last-position logits, no targets
+            logits, _ = model(idx)
+            loss = logits.log_softmax(-1)[:, 7].sum()
+        else:
+            _, loss = model(idx, targets, fused=path == "fused", head_chunk=5)
+        loss.backward()
+        return model.lm_weight.grad
+
+    sparse = grads()
+    dense_embedding = torch.nn.functional.embedding
+    monkeypatch.setattr(torch.nn.functional, "embedding",
+                        lambda i, w, *a, sparse=False, **k: dense_embedding(i, w, *a, **k))
+    dense = grads()
+    assert sparse.layout == dense.layout == torch.strided
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-7)
+    assert sparse[idx.flatten()].abs().sum() > 0
+
+
 def test_longer_than_block_size_is_refused():
     with pytest.raises(ValueError):
         GPT(SMALL)(torch.zeros(1, 17, dtype=torch.long))

@@ -57,9 +57,11 @@ def _float64_reference(h, w, t, v):
         h64, w64)
 
 
-@pytest.mark.parametrize("chunk", [5, 64])
-def test_bf16_matmuls_on_float32_weights_match_float64(chunk):
-    # the CPU training path: float32 weights, bf16 products, float32 softmax and gradients
+@pytest.mark.parametrize(("chunk", "vocab_block"), [(5, 8192), (64, 8192), (5, 96), (64, 96)])
+def test_bf16_matmuls_on_float32_weights_match_float64(chunk, vocab_block, monkeypatch):
+    # the CPU training path: float32 weights, bf16 products, float32 softmax and gradients;
+    # a block of 96 rows makes the weight gradient in 8 blocks, the last one 32 rows
+    monkeypatch.setattr(head, "_CPU_VOCAB_BLOCK", vocab_block)
     h, w, t = _inputs(48, 64, 700, seed=3, ignore=2)
     fused = _loss_and_grads(
         lambda: fused_cross_entropy(h, w, t, 700, chunk, torch.bfloat16), h, w)
@@ -125,6 +127,15 @@ def test_grad_output_scales_the_gradients():
     _, gh3, gw3 = _loss_and_grads(lambda: 3 * fused_cross_entropy(h, w, t, 70, 3), h, w)
     torch.testing.assert_close(gh3, 3 * gh1)
     torch.testing.assert_close(gw3, 3 * gw1)
+
+
+def test_backward_runs_once():
+    # backward hands its stored gradients on, so a second backward must refuse, not reuse them
+    h, w, t = _inputs(10, 4, 70)
+    loss = fused_cross_entropy(h, w, t, 70, 3)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="runs once"):
+        loss.backward()
 
 
 @settings(max_examples=25, deadline=None)
