@@ -50,9 +50,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The dtype of training's big matrix products: torch.bfloat16, or None for float32.
 
-    "auto" picks bf16 on CUDA (autocast) and on CPUs with bf16 dot-product instructions,
-    where the output layer's matmuls ran 2.2-3.4x faster than float32 (bench/README.md);
-    elsewhere bf16 is emulated and slower, so float32. Softmax, loss, optimizer state and
+    "auto" picks bf16 on CUDA GPUs from Ampere on (autocast) and on CPUs with bf16
+    dot-product instructions, where the output layer's matmuls ran 2.2-3.4x faster than
+    float32 (bench/README.md); elsewhere (a T4 or V100, most CPUs) bf16 is emulated and
+    slower, so float32. Softmax, loss, optimizer state and
     the probe's distribution stay float32 either way.
 
     Args:
@@ -65,9 +66,17 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         raise DeviceError("bf16 training needs CUDA or a CPU; use --precision fp32 on mps")
     if precision == "fp32" or device.type == "mps":
         return None
-    if precision == "bf16" or device.type == "cuda":
+    if precision == "bf16":
         return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if cuda_has_bf16_tensor_cores(device) else None
     return torch.bfloat16 if cpu_has_bf16_dot() else None
+
+
+def cuda_has_bf16_tensor_cores(device: torch.device) -> bool:
+    """Whether this GPU multiplies bf16 in hardware: compute capability 8.0 (Ampere) or later."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
 
 
 def cpu_has_bf16_dot(cpuinfo: str = "/proc/cpuinfo") -> bool:

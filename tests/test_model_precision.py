@@ -25,11 +25,17 @@ def test_bf16_dot_products_are_read_from_the_cpu_flags(tmp_path):
     assert not cpu_has_bf16_dot(str(tmp_path / "missing"))  # not Linux: stay float32
 
 
-def test_precision_names_map_to_dtypes():
+def test_precision_names_map_to_dtypes(monkeypatch):
     assert training_dtype(CPU, "fp32") is None
     assert training_dtype(CPU, "bf16") is torch.bfloat16
     assert training_dtype(CPU, "auto") is (torch.bfloat16 if cpu_has_bf16_dot() else None)
-    assert training_dtype(torch.device("cuda"), "auto") is torch.bfloat16
+    cuda = torch.device("cuda")
+    # no GPU here: the policy is checked against the compute capability torch would report
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert training_dtype(cuda, "auto") is torch.bfloat16  # H100
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert training_dtype(cuda, "auto") is None  # T4: bf16 would be emulated
+    assert training_dtype(cuda, "bf16") is torch.bfloat16  # asked for: still honoured
     assert training_dtype(torch.device("mps"), "auto") is None
     with pytest.raises(DeviceError, match="use --precision fp32"):
         training_dtype(torch.device("mps"), "bf16")
