@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from textual.message import Message
+from textual.widgets import Sparkline
 
 from model.api import CorpusError
 from nnio_tui import messages
@@ -325,3 +326,17 @@ async def test_a_resumed_run_shows_its_loss_curves(tmp_path):
         assert app.training.losses == (9.0, 8.0, 7.5)
         assert app.training.val_losses == (8.2, 7.9)
         assert app.training.loss == 7.5 and app.training.val_loss == 7.9
+
+
+async def test_a_curve_is_drawn_only_once_it_has_two_points(tmp_path):
+    # one point would fill the sparkline's box and read as a high, flat loss
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    fake.history = ((9.0,), (8.2,))
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        train, val = app.query_one("#train-loss", Sparkline), app.query_one("#val-loss", Sparkline)
+        assert app.training.losses == (9.0,) and not train.data and not val.data
+        await pilot.press("s")
+        await settle(pilot)
+        assert len(train.data) == 2 and not val.data

@@ -65,6 +65,20 @@ def test_sparse_embedding_gradient_equals_the_dense_one(path, monkeypatch):
     assert sparse[idx.flatten()].abs().sum() > 0
 
 
+def test_one_window_logits_match_the_plain_product():
+    # one row runs as a batch of row blocks on the CPU; it must be the same product
+    torch.manual_seed(0)
+    model = GPT(SMALL)
+    idx = torch.randint(8, 1000, (1, 16))  # no 7: row 7 then gets only the head's gradient
+    logits, _ = model(idx)
+    last = model.hidden(idx)[:, -1, :]  # (1, C)
+    exact = last.double() @ model.lm_weight[:1000].double().t()
+    assert logits.shape == (1, 1000)
+    torch.testing.assert_close(logits.double(), exact, rtol=1e-5, atol=1e-6)
+    logits[0, 7].backward()  # the nudge's gradient flows through the blocks to the weight
+    torch.testing.assert_close(model.lm_weight.grad[7], last[0].detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_longer_than_block_size_is_refused():
     with pytest.raises(ValueError):
         GPT(SMALL)(torch.zeros(1, 17, dtype=torch.long))

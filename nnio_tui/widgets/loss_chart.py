@@ -80,5 +80,14 @@ class LossChart(Widget):
         )
         state = "running ▶" if snapshot.running else "paused ⏸"
         self.border_subtitle = f"unsaved · {state}" if snapshot.dirty else state
-        self.query_one("#train-loss", Sparkline).data = snapshot.losses
-        self.query_one("#val-loss", Sparkline).data = snapshot.val_losses
+        self.query_one("#train-loss", Sparkline).data = _curve(snapshot.losses)
+        self.query_one("#val-loss", Sparkline).data = _curve(snapshot.val_losses)
+
+
+def _curve(values: tuple[float, ...]) -> tuple[float, ...]:
+    """A sparkline's data: none until there are two points to join.
+
+    Given one value, Sparkline fills its whole box, which reads as a high flat loss; with
+    none it draws a baseline, which reads as "no curve yet".
+    """
+    return values if len(values) >= 2 else ()
