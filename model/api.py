@@ -309,6 +309,14 @@ class Session:
         return NudgeReport(step=self._trainer.step, label=self._token_prob(label, after),
                            before=before, after=after, loss=loss)
 
+    def prepare_training(self) -> None:
+        """Build what the first training step needs but a probe does not (AdamW).
+
+        Making AdamW imports torch._dynamo, about 1.5 s on a 2-core CPU; the app calls this
+        after its first probe is on screen, so neither that probe nor the first step waits.
+        """
+        _ = self._trainer.optimizer
+
     def reset(self, seed: int | None = None) -> None:
         """Fresh random weights and optimizer, step 0."""
         if seed is not None:
@@ -455,7 +463,7 @@ class Session:
             "loss_history": json.dumps({"train": self._loss_log, "val": self._val_log}),
         }
         target = Path(path).expanduser() if path is not None else self._checkpoint_path
-        written = ckpt.save(target, trainer.model, trainer.optimizer, meta)
+        written = ckpt.save(target, trainer.model, trainer.optimizer_state(), meta)
         self._saved_updates = self._updates
         return written
 
@@ -486,7 +494,7 @@ class Session:
         try:
             yield
         except torch.OutOfMemoryError:
-            self._trainer.optimizer.zero_grad(set_to_none=True)
+            self._trainer.model.zero_grad(set_to_none=True)
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()
             raise DeviceError(

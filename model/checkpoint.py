@@ -7,7 +7,9 @@ import pickle
 import shutil
 import tempfile
 from glob import escape as glob_escape
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -20,14 +22,16 @@ VERSION = "1"
 _OPTIM_FIELDS = ("exp_avg", "exp_avg_sq", "step")
 
 
-def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save(path: Path, model: torch.nn.Module,
+         optimizer_state: Mapping[torch.nn.Parameter, Mapping[str, Any]],
          meta: dict[str, str]) -> Path:
     """Write weights, optimizer state and metadata so a crash never leaves half a file.
 
     Args:
         path: the destination; its folder is created if missing.
         model: the network.
-        optimizer: its AdamW, whose per-parameter state is stored beside the weights.
+        optimizer_state: AdamW's state per parameter (optimizer.state), stored beside the
+            weights.
         meta: strings to store (configs as JSON, step, encoding...).
 
     Returns:
@@ -36,12 +40,10 @@ def save(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     path = Path(path).expanduser()
     tensors = {f"model/{name}": t.detach().cpu().contiguous()
                for name, t in model.state_dict().items()}
-    names = {id(p): name for name, p in model.named_parameters()}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for field, value in optimizer.state.get(p, {}).items():
-                if field in _OPTIM_FIELDS and torch.is_tensor(value):
-                    tensors[f"optim/{names[id(p)]}/{field}"] = value.detach().cpu().contiguous()
+    for name, p in model.named_parameters():
+        for field, value in optimizer_state.get(p, {}).items():
+            if field in _OPTIM_FIELDS and torch.is_tensor(value):
+                tensors[f"optim/{name}/{field}"] = value.detach().cpu().contiguous()
     metadata = {**meta, "format": FORMAT, "format_version": VERSION}
     tmp_dir = None
     try:
@@ -213,16 +215,22 @@ def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path
     model.load_state_dict(state, strict=False)
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, model: torch.nn.Module,
-                      tensors: dict[str, torch.Tensor]) -> None:
-    """Put stored AdamW moments back; parameters without stored state start fresh."""
+def optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
+                    fused: bool) -> dict[torch.nn.Parameter, dict[str, torch.Tensor]]:
+    """The stored AdamW moments per parameter; parameters without stored state start fresh.
+
+    Args:
+        model: the network whose parameters the state is for.
+        tensors: the checkpoint's tensors.
+        fused: fused AdamW keeps `step` on the parameter's device, the others on the CPU.
+    """
+    states = {}
     for name, p in model.named_parameters():
         state = {}
         for field in _OPTIM_FIELDS:
             value = tensors.get(f"optim/{name}/{field}")
             if value is not None:
-                # fused AdamW keeps step on the parameter's device; the others on the CPU
-                device = p.device if field != "step" or optimizer.defaults.get("fused") else "cpu"
-                state[field] = value.to(device)
+                state[field] = value.to(p.device if field != "step" or fused else "cpu")
         if len(state) == len(_OPTIM_FIELDS):
-            optimizer.state[p] = state
+            states[p] = state
+    return states

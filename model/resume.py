@@ -59,7 +59,7 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
                   precision=precision)
     trainer = session._trainer
     ckpt.restore_model(trainer.model, tensors, path)
-    ckpt.restore_optimizer(trainer.optimizer, trainer.model, tensors)
+    trainer.set_optimizer_state(ckpt.optimizer_state(trainer.model, tensors, trainer.fused_adamw))
     trainer.step = step
     if "data_state" in meta and opened.source == meta.get("corpus_source"):
         trainer.windows.set_state(json.loads(meta["data_state"]))

@@ -89,8 +89,38 @@ class Trainer:
         self.step = 0
         torch.manual_seed(seed)
         self.model = GPT(gpt_cfg).to(device)
-        self.optimizer = make_optimizer(self.model, train_cfg, device)
+        self._optimizer: torch.optim.AdamW | None = None
+        self._optimizer_state: dict[torch.nn.Parameter, dict] = {}  # applied when it is made
         self._good: list[torch.Tensor] | None = None
+
+    @property
+    def optimizer(self) -> torch.optim.AdamW:
+        """AdamW, made at its first use.
+
+        Making it imports torch._dynamo (about 1.5 s here, as torch.optim disables dynamo
+        on its methods), which the first probe need not wait for (bench/startup.py).
+        """
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.model, self.train_cfg, self.device)
+            self._optimizer.state.update(self._optimizer_state)
+            self._optimizer_state = {}
+        return self._optimizer
+
+    @property
+    def fused_adamw(self) -> bool:
+        """Whether the optimizer is torch's fused AdamW, which keeps `step` on the device."""
+        return _has_fused_adamw(self.device)
+
+    def optimizer_state(self) -> dict[torch.nn.Parameter, dict]:
+        """AdamW's state per parameter, without making AdamW if it is not made yet."""
+        return self._optimizer.state if self._optimizer is not None else self._optimizer_state
+
+    def set_optimizer_state(self, state: dict[torch.nn.Parameter, dict]) -> None:
+        """AdamW state per parameter (from a checkpoint), for now or for when AdamW is made."""
+        if self._optimizer is None:
+            self._optimizer_state = dict(state)
+        else:
+            self._optimizer.state.update(state)
 
     def autocast(self):
         """bf16 autocast on CUDA; on the CPU only the output layer goes bf16 (head_dtype).

@@ -227,6 +227,8 @@ class TrainingBridge:
         self._post(SessionOpened(session.info(), CorpusView(session), 0, length))
         self._post(TrainingProgress(self._snapshot()))
         self._probe_and_post(before=None)
+        # with the first probe on screen, build what training needs while the user reads it
+        session.prepare_training()
         return True
 
     def _loop(self, cancelled: Callable[[], bool]) -> None:

@@ -88,6 +88,7 @@ class FakeSession:
         self._labels: dict[tuple[int, ...], int] = {}
         self.saves: list[Path] = []
         self.calls: list[str] = []
+        self.prepared = False
         # Tests hold a step in progress with these (a step waits while gate is clear).
         self.gate = threading.Event()
         self.gate.set()
@@ -161,6 +162,9 @@ class FakeSession:
         self._dirty = True
         return NudgeReport(step=self._step, label=TokenProb(label, TEXT_OF[label], after),
                            before=before, after=after, loss=-math.log(before))
+
+    def prepare_training(self) -> None:
+        self.prepared = True
 
     def reset(self, seed: int | None = None) -> None:
         self._step, self._bonus, self._dirty = 0, {}, False

@@ -36,6 +36,7 @@ async def test_step_key_is_exactly_one_step(tmp_path):
     app = NnioApp(session=fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        assert app.probe is not None and fake.prepared  # training was readied after the probe
         await pilot.press("s", "s", "s")
         await settle(pilot)
         assert fake.info().step == 3

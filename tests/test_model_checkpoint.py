@@ -1,6 +1,8 @@
 """Checkpoints: exact round trip, resume, and clear refusals of anything else."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -38,6 +40,39 @@ def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path):
     first.train(3)
     resumed = Session.load(first.save(tmp_path / "r.safetensors"), device="cpu")
     assert [resumed.step().loss for _ in range(3)] == expected
+
+
+def test_a_resumed_run_saved_before_any_step_keeps_its_optimizer_state(tmp_path):
+    # AdamW is made at the first step; until then the loaded moments wait beside it
+    run = Session.open(None, preset="tiny", device="cpu")
+    run.train(2)
+    first = run.save(tmp_path / "a.safetensors")
+    resumed = Session.load(first, device="cpu")
+    assert resumed._trainer._optimizer is None
+    second = resumed.save(tmp_path / "b.safetensors")
+    with safe_open(str(first), "pt") as a, safe_open(str(second), "pt") as b:
+        optim = sorted(k for k in a.keys() if k.startswith("optim/"))
+        assert optim and optim == sorted(k for k in b.keys() if k.startswith("optim/"))
+        for key in optim:
+            assert torch.equal(a.get_tensor(key), b.get_tensor(key))
+
+
+def test_the_first_probe_does_not_wait_for_the_optimizer():
+    # building AdamW imports torch._dynamo (~1.5 s): a fresh interpreter shows whether the
+    # open-and-probe path pulled it in
+    code = (
+        "import sys\n"
+        "from model.api import Session\n"
+        "s = Session.open(None, preset='tiny', device='cpu')\n"
+        "s.probe(0, 8)\n"
+        "assert 'torch._dynamo' not in sys.modules, 'the probe imported torch._dynamo'\n"
+        "s.prepare_training()\n"
+        "assert s._trainer._optimizer is not None\n"
+        "assert s.step().loss > 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_default_path_is_in_the_user_data_folder():

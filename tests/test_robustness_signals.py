@@ -78,7 +78,7 @@ def _train_then(tmp_path: Path, stop) -> tuple[int, Terminal, Path]:
     term = Terminal("--preset", "tiny", "--device", "cpu", "--checkpoint", str(path))
     term.wait_for(b"params")
     term.send(b" ")  # space: run
-    term.wait_for(b"tok/s")
+    term.wait_for(b"unsaved")  # the loss panel's subtitle once a step has changed the weights
     time.sleep(0.5)
     stop(term)
     return term.exit_code(), term, path
