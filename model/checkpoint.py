@@ -6,8 +6,8 @@ import os
 import pickle
 import shutil
 import tempfile
-from glob import escape as glob_escape
 from collections.abc import Mapping
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 

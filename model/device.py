@@ -53,8 +53,8 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     "auto" picks bf16 on CUDA GPUs from Ampere on (autocast) and on CPUs with bf16
     dot-product instructions, where the output layer's matmuls ran 2.2-3.4x faster than
     float32 (bench/README.md); elsewhere (a T4 or V100, most CPUs) bf16 is emulated and
-    slower, so float32. Softmax, loss, optimizer state and
-    the probe's distribution stay float32 either way.
+    slower, so float32. Softmax, loss, optimizer state and the probe's distribution stay
+    float32 either way.
 
     Args:
         device: where training runs.

@@ -53,8 +53,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="model size: tiny, cpu, gpu, gpt2 (default cpu)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                        help="matmul precision while training; auto: bf16 on Ampere+ GPUs and on CPUs"
-                             " with bf16 instructions, else fp32")
+                        help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
+                             " and on CPUs with bf16 instructions, else fp32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
     parser.add_argument("--n-layer", type=_positive(int))
