@@ -147,8 +147,8 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
                                on_progress=on_progress, expect=expected_from(args),
                                precision=args.precision)
     except CheckpointError as error:
-        free = next(path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000)
-                    if not path.with_name(f"{path.stem}-{n}{path.suffix}").exists())
+        beside = (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
+        free = next(p for p in beside if not p.exists())
         args.checkpoint = str(free)
         say(f"not resuming {path} ({error}); this run saves to {free}")
         return None
