@@ -30,12 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
-import asyncio, json, random, statistics, sys, tempfile, time
+import asyncio, functools, json, random, statistics, sys, tempfile, time
 threads, seconds, presses, yield_ms = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-post_every, rounds = float(sys.argv[5]), int(sys.argv[6])
-from model.api import tune_allocator, tune_cpu, Session
-tune_allocator()
-tune_cpu(threads)
+post_every, rounds, workers = float(sys.argv[5]), int(sys.argv[6]), sys.argv[7].split(",")
+preset = sys.argv[8]
 from textual import events
 from nnio_tui.app import NnioApp
 from nnio_tui.training import TrainingBridge
@@ -46,25 +44,44 @@ if post_every >= 0:
     TrainingBridge.POST_EVERY_S = post_every
 
 tmp = tempfile.mkdtemp()
-session = Session.open(None, preset="cpu", device="cpu", checkpoint=f"{tmp}/run.safetensors")
-tokens_per_step = session.info().batch_size * session.block_size
+def options(worker):
+    return dict(corpus=None, preset=preset, device="cpu", checkpoint=f"{tmp}/{worker}.safetensors")
+
+sessions = {}
+if "process" in workers:
+    from model.remote import RemoteSession, open_new
+    sessions["process"] = RemoteSession(functools.partial(open_new, options("process")),
+                                        threads=threads)
+if "thread" in workers:
+    from model.api import tune_allocator, tune_cpu, Session
+    tune_allocator()
+    tune_cpu(threads)
+    sessions["thread"] = Session.open(**options("thread"))
+first = sessions[workers[0]]
+tokens_per_step = first.info().batch_size * first.block_size
 
 # Every step's own duration, tagged with where it ran: the medians compare the step itself
 # with and without the app, whatever else the machine did in between.
-step_times = {"headless": [], "app": [], "keys": []}
+step_times = {(w, where): [] for w in workers for where in ("headless", "app", "keys")}
 where = "headless"
-plain_step = session.step
+steps_done = 0  # counted here: asking a session in a child process would wait for its step
 
-def timed_step():
-    t = time.perf_counter()
-    report = plain_step()
-    step_times[where].append(time.perf_counter() - t)
-    return report
+def timed(worker, plain_step):
+    def step():
+        global steps_done
+        t = time.perf_counter()
+        report = plain_step()
+        step_times[worker, where].append(time.perf_counter() - t)
+        steps_done += 1
+        return report
+    return step
 
-session.step = timed_step
+for worker, session in sessions.items():
+    session.step = timed(worker, session.step)
+    session.step(); session.step()
 
-def headless(seconds):
-    # steps of the same session in this thread, no app, with the app's validation schedule
+def headless(session, seconds):
+    # steps of the session from this thread, no app, with the app's validation schedule
     # (nnio-tui train's too): (steps, elapsed)
     t, n = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
@@ -72,8 +89,6 @@ def headless(seconds):
         if report.step % TrainingBridge.EVAL_EVERY == 0:
             session.evaluate()
     return n, time.perf_counter() - t
-
-session.step(); session.step()
 
 window_seen, probe_seen = [], []
 app = None
@@ -88,7 +103,7 @@ def stamp(cls, seen):
 stamp(ContextWindow, window_seen)
 stamp(NextTokenBars, probe_seen)
 
-async def first(seen, since, start, fresh=False, timeout=10.0):
+async def first_seen(seen, since, start, fresh=False, timeout=10.0):
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         for t, s, stale in seen:
@@ -98,27 +113,26 @@ async def first(seen, since, start, fresh=False, timeout=10.0):
     return timeout
 
 async def step_boundary(at_least):
-    # polls every millisecond: the step count is a plain int the worker bumps
-    while session.step_count < at_least:
+    # polls every millisecond: the step count is a plain int bumped after each step
+    while steps_done < at_least:
         await asyncio.sleep(0.001)
-    return session.step_count
+    return steps_done
 
-async def main(seconds, presses):
-    global app
+async def in_app(session, seconds, presses):
+    global app, where
     app = NnioApp(session=session)
     async with app.run_test(size=(100, 30)) as pilot:
         while app.corpus is None:
             await pilot.pause(0.05)
-        first_step = session.step_count
+        first_step = steps_done
         await pilot.press("space")
         # timed from one step's end to another's, so no part-step is counted
         s0 = await step_boundary(first_step + 1)
         t0, c0 = time.perf_counter(), time.thread_time()
         await asyncio.sleep(seconds)
-        s1 = await step_boundary(session.step_count + 1)
-        in_app = (s1 - s0, time.perf_counter() - t0)
+        s1 = await step_boundary(steps_done + 1)
+        done = (s1 - s0, time.perf_counter() - t0)
         ui_cpu = (time.thread_time() - c0, time.perf_counter() - t0)
-        global where
         where = "keys"  # steps while keys are pressed are kept apart from the timed ones
         window_ms, probe_ms = [], []
         rng = random.Random(0)
@@ -130,45 +144,61 @@ async def main(seconds, presses):
             expected = app.window_start + 1
             since = time.perf_counter()
             app._driver.send_message(events.Key("right", None))
-            window_ms.append(1000 * await first(window_seen, since, expected))
+            window_ms.append(1000 * await first_seen(window_seen, since, expected))
             if wait_probe:
-                probe_ms.append(1000 * await first(probe_seen, since, expected, fresh=True))
+                probe_ms.append(1000 * await first_seen(probe_seen, since, expected, fresh=True))
         app.bridge.pause()
-    return in_app, ui_cpu, window_ms, probe_ms
+    return done, ui_cpu, window_ms, probe_ms
 
-# Headless and app segments alternate, headless first and last, so drift in the machine's
-# load hits both sides alike; key presses happen in the last app segment, after its timing.
-bare, opened, cpu = [headless(seconds / rounds / 2)], [], []
+# Per worker, headless and app segments alternate, headless first and last; the workers take
+# turns within each round, so drift in the machine's load hits every side alike. Keys are
+# pressed in each worker's last app segment, after its timing.
+bare = {w: [] for w in workers}
+opened = {w: [] for w in workers}
+cpu = {w: [] for w in workers}
+keys = {}
 for r in range(rounds):
-    where = "app"
-    in_app, ui, window_ms, probe_ms = asyncio.run(
-        main(seconds / rounds, presses if r == rounds - 1 else 0))
+    for worker, session in sessions.items():
+        where = "headless"
+        bare[worker].append(headless(session, seconds / rounds / (2 if r == 0 else 1)))
+        where = "app"
+        last = r == rounds - 1
+        done, ui, window_ms, probe_ms = asyncio.run(
+            in_app(session, seconds / rounds, presses if last else 0))
+        opened[worker].append(done)
+        cpu[worker].append(ui)
+        if last:
+            keys[worker] = (window_ms, probe_ms)
+for worker, session in sessions.items():
     where = "headless"
-    opened.append(in_app)
-    cpu.append(ui)
-    bare.append(headless(seconds / rounds / (2 if r == rounds - 1 else 1)))
+    bare[worker].append(headless(session, seconds / rounds / 2))
 
 def rate(parts):
     return sum(n for n, _ in parts) * tokens_per_step / sum(t for _, t in parts)
 
-headless, in_app = rate(bare), rate(opened)
-ui_cpu = sum(c for c, _ in cpu) / sum(t for _, t in cpu)
-
 def pcts(xs):
     xs = sorted(xs)
-    return {"p50": xs[len(xs) // 2], "p95": xs[min(len(xs) - 1, int(len(xs) * 0.95))], "max": xs[-1]}
+    return {"p50": xs[len(xs) // 2], "p95": xs[min(len(xs) - 1, int(len(xs) * 0.95))],
+            "max": xs[-1]} if xs else None
 
-step_ms = {k: 1000 * statistics.median(v) for k, v in step_times.items() if v}
-print(json.dumps({"headless": headless, "in_app": in_app, "ui_cpu": ui_cpu, "step_ms": step_ms,
-                  "window": pcts(window_ms),
-                  "probe": pcts(probe_ms)}))
+results = {}
+for worker in workers:
+    results[worker] = {
+        "headless": rate(bare[worker]), "in_app": rate(opened[worker]),
+        "ui_cpu": sum(c for c, _ in cpu[worker]) / sum(t for _, t in cpu[worker]),
+        "step_ms": {where: 1000 * statistics.median(step_times[worker, where])
+                    for where in ("headless", "app", "keys") if step_times[worker, where]},
+        "window": pcts(keys[worker][0]), "probe": pcts(keys[worker][1])}
+if "process" in sessions:
+    sessions["process"].close()
+print(json.dumps(results))
 """
 
 
 def run(threads: int, seconds: float, presses: int, yield_ms: float, post_every: float,
-        rounds: int) -> dict:
+        rounds: int, workers: list[str], preset: str) -> dict:
     cmd = [sys.executable, "-c", CHILD, str(threads), str(seconds), str(presses), str(yield_ms),
-           str(post_every), str(rounds)]
+           str(post_every), str(rounds), ",".join(workers), preset]
     out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         sys.exit(out.stderr)
@@ -183,6 +213,13 @@ def main() -> None:
                         help="app segments, each between two headless ones")
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", nargs="+", choices=("thread", "process"),
+                        default=["thread", "process"],
+                        help="where training runs: a thread of the app's process, or a child"
+                             " process (model.remote)")
+    parser.add_argument("--preset", default="cpu",
+                        help="model preset; tiny has short steps that are mostly Python, like"
+                             " a GPU's")
     parser.add_argument("--yield-ms", type=float, default=0.0,
                         help="TrainingBridge.YIELD_S, in ms, for the worker's pause between steps")
     parser.add_argument("--post-every", type=float, default=-1.0,
@@ -193,28 +230,31 @@ def main() -> None:
           f"{args.presses} --threads {' '.join(map(str, args.threads))}"
           f" --yield-ms {args.yield_ms:g}"
           + (f" --post-every {args.post_every:g}" if args.post_every >= 0 else "")
-          + f" --rounds {args.rounds}")
+          + f" --rounds {args.rounds} --workers {' '.join(args.workers)} --preset {args.preset}")
     results = {}
     for threads in args.threads:
-        r = results[threads] = run(threads, args.seconds, args.presses, args.yield_ms,
-                                   args.post_every, args.rounds)
-        print(f"\n{threads} torch thread(s), cpu preset")
-        print(f"  headless           {r['headless']:7.0f} tokens/s")
-        print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "
-              f"{r['in_app'] / r['headless']:4.0%} of headless  (target >= 95%)")
-        print(f"  UI thread CPU while training: {r['ui_cpu']:.0%} of a core")
-        ms = r["step_ms"]
-        print(f"  median step: headless {ms['headless']:.0f} ms, app open {ms['app']:.0f} ms"
-              f" = {ms['headless'] / ms['app']:4.0%} speed; while keys were pressed "
-              f"{ms.get('keys', math.nan):.0f} ms")
-        for what, target in (("window", "  (target p95 <= 50 ms)"), ("probe", "")):
-            p = r[what]
-            print(f"  key -> {what:6s}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
-                  f"max {p['max']:6.1f} ms{target}")
+        run_results = run(threads, args.seconds, args.presses, args.yield_ms, args.post_every,
+                          args.rounds, args.workers, args.preset)
+        for worker, r in run_results.items():
+            results[threads, worker] = r
+            print(f"\n{threads} torch thread(s), training in a {worker}, {args.preset} preset")
+            print(f"  headless           {r['headless']:7.0f} tokens/s")
+            print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "
+                  f"{r['in_app'] / r['headless']:4.0%} of headless  (target >= 95%)")
+            print(f"  UI thread CPU while training: {r['ui_cpu']:.0%} of a core")
+            ms = r["step_ms"]
+            print(f"  median step: headless {ms['headless']:.0f} ms, app open {ms['app']:.0f}"
+                  f" ms = {ms['headless'] / ms['app']:4.0%} speed; while keys were pressed "
+                  f"{ms.get('keys', math.nan):.0f} ms")
+            for what, target in (("window", "  (target p95 <= 50 ms)"), ("probe", "")):
+                p = r[what]
+                if p is not None:
+                    print(f"  key -> {what:6s}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f}"
+                          f" ms  max {p['max']:6.1f} ms{target}")
     if len(results) > 1:
         best = max(r["headless"] for r in results.values())
-        for threads, r in results.items():
-            print(f"in-app tokens/s with {threads} thread(s) / best headless: "
+        for (threads, worker), r in results.items():
+            print(f"in-app tokens/s with {threads} thread(s), {worker}, / best headless: "
                   f"{r['in_app'] / best:4.0%}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,16 +89,38 @@ class CorpusView:
 
     chunks() reads token ids and the tokenizer, never the model, so it is safe beside a
     training step; routing it through the worker would make scrolling wait for a step.
+    Chunks are kept by page: sliding the window reads what the token view already read,
+    which matters when the session is in another process.
     """
+
+    PAGE = 256
+    MAX_PAGES = 64
 
     def __init__(self, session: Session) -> None:
         self._session = session
         self.n_tokens = session.n_tokens
+        self._pages: OrderedDict[int, list[Chunk]] = OrderedDict()
 
     def chunks(self, start: int, stop: int) -> list[Chunk]:
         """Display chunks for tokens [start, stop), clipped to the corpus."""
         start, stop = max(0, start), min(stop, self.n_tokens)
-        return self._session.chunks(start, stop) if start < stop else []
+        found: list[Chunk] = []
+        for page in range(start // self.PAGE, (stop - 1) // self.PAGE + 1):
+            first = page * self.PAGE
+            found += self._page(page)[max(start, first) - first : stop - first]
+        return found
+
+    def _page(self, page: int) -> list[Chunk]:
+        chunks = self._pages.get(page)
+        if chunks is None:
+            first = page * self.PAGE
+            chunks = self._pages[page] = self._session.chunks(
+                first, min(first + self.PAGE, self.n_tokens))
+            if len(self._pages) > self.MAX_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page)
+        return chunks
 
 
 class TrainingBridge:

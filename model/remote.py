@@ -1,0 +1,268 @@
+"""A Session that lives in a child process: the same calls, answered over a pipe.
+
+The app's UI and training share the CPU. In one process they also share the GIL, and a
+training loop that is mostly Python between short kernels (a small model, or any model on a
+GPU) waits for every redraw: bench/app_overhead.py measured the tiny preset at 77% of its
+headless speed with training in a thread and 92% in a child process. In a child, training
+has an interpreter of its own, and the UI process never imports torch.
+
+Only plain data crosses the pipe (ids, strings, floats, the records of model.records).
+multiprocessing's connections pickle it, which is safe here: both ends are this program,
+and nothing read from a file is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from model.errors import NnioError
+
+Opener = Callable[[Callable[[str, float], None], Callable[[str], None]], Any]
+"""Builds the Session in the child, given on_progress(what, fraction) and say(line).
+
+It must be picklable: a module-level function, or a functools.partial of one."""
+
+# Session attributes that are properties: read, not called.
+_PROPERTIES = frozenset({"warnings", "n_tokens", "block_size", "vocab_size", "step_count",
+                         "dirty"})
+
+
+class TrainingProcessError(NnioError):
+    """The training process ended, or failed in a way the session could not report."""
+
+
+class RemoteSession:
+    """Drives a Session in a child process; each call blocks until the child answers.
+
+    Any thread may call. Calls are served one at a time, in order, except chunks(): a
+    second thread in the child answers it at once, even while a training step runs (it
+    reads token ids and the tokenizer, never the model).
+    """
+
+    def __init__(self, opener: Opener, on_progress: Callable[[str, float], None] | None = None,
+                 say: Callable[[str], None] | None = None, *, log: Path | None = None,
+                 threads: int | None = None) -> None:
+        """Start the child and open the session there; raises what opening raised.
+
+        Args:
+            opener: builds the session in the child (see Opener).
+            on_progress: (what, fraction) while the session opens.
+            say: one-line notices from the opener (resumed, saving elsewhere).
+            log: a file for the child's stderr (warnings, tracebacks); None shares this
+                process's stderr, which a full-screen app must not do.
+            threads: torch threads in the child; None keeps torch's default.
+        """
+        self._log = log
+        self._lock = threading.Lock()
+        self._chunk_lock = threading.Lock()
+        self._closed = False
+        # A plain child (python -m model.remote) on inherited sockets rather than
+        # multiprocessing's spawn, which would re-run the parent's main module. Its own
+        # session keeps a terminal's hang-up and Ctrl+C away: the parent decides when it
+        # saves, and if the parent dies, the child saves on its own.
+        self._conn, child_conn = _pipe()
+        self._chunk_conn, child_chunk_conn = _pipe()
+        fds = (child_conn.fileno(), child_chunk_conn.fileno())
+        stderr = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            stderr = log.open("w")
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "model.remote", *map(str, fds), str(threads or 0)],
+                pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=stderr, start_new_session=True)
+        finally:
+            child_conn.close()
+            child_chunk_conn.close()
+            if stderr is not None:
+                stderr.close()
+        try:
+            with self._lock:
+                self._conn.send(opener)
+                self._n_tokens = self._reply(self._conn, on_progress, say)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens in the corpus; it never changes, so it is not asked for again."""
+        return self._n_tokens
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _PROPERTIES:
+            return self._call(name)
+        return functools.partial(self._call, name)
+
+    def chunks(self, start: int, stop: int):
+        """Display chunks for corpus tokens [start, stop), without waiting for a step."""
+        with self._chunk_lock:
+            self._send(self._chunk_conn, (start, stop))
+            return self._reply(self._chunk_conn)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the child and wait for it; it does not save, so call save() first."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._conn.close()
+        self._chunk_conn.close()
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self._send(self._conn, (name, args, kwargs))
+            return self._reply(self._conn)
+
+    def _send(self, conn: Connection, message: object) -> None:
+        if self._closed:
+            raise TrainingProcessError("the training process was closed")
+        try:
+            conn.send(message)
+        except OSError:
+            raise self._ended() from None
+
+    def _reply(self, conn: Connection, on_progress=None, say=None) -> Any:
+        while True:
+            try:
+                kind, value = conn.recv()
+            except (EOFError, OSError):
+                raise self._ended() from None
+            if kind == "ok":
+                return value
+            if kind == "error":
+                raise value
+            if kind == "crash":
+                raise TrainingProcessError(value + self._see_log())
+            if kind == "progress" and on_progress is not None:
+                on_progress(*value)
+            elif kind == "say" and say is not None:
+                say(value)
+
+    def _ended(self) -> TrainingProcessError:
+        try:
+            code = self._process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        how = "stopped answering" if code is None else (
+            f"was killed by signal {-code}" if code < 0 else f"exited with code {code}")
+        hint = " (out of memory?)" if code == -9 else ""
+        return TrainingProcessError(
+            f"the training process {how}{hint}; the last saved checkpoint is intact"
+            + self._see_log())
+
+    def _see_log(self) -> str:
+        return f" (details in {self._log})" if self._log is not None else ""
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    """Two connected ends, as multiprocessing.Pipe makes them, that a child can inherit."""
+    ours, theirs = socket.socketpair()
+    return Connection(ours.detach()), Connection(theirs.detach())
+
+
+def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
+          threads: int | None = None) -> None:
+    """The child's side: open the session, then answer calls until told to stop.
+
+    If the parent goes away without a word (it crashed or was killed), the pipe ends; a run
+    with unsaved training is then saved, so nothing is lost.
+    """
+    from model.api import tune_allocator, tune_cpu
+
+    tune_allocator()
+    tune_cpu(threads)
+    try:
+        session = opener(lambda what, f: conn.send(("progress", (what, f))),
+                         lambda line: conn.send(("say", line)))
+    except NnioError as error:
+        conn.send(("error", error))
+        return
+    except Exception:  # noqa: BLE001 - any bug must reach the parent as a line, not a hang
+        conn.send(("crash", _crash_line("opening the session")))
+        return
+    conn.send(("ok", session.n_tokens))
+    threading.Thread(target=_serve_chunks, args=(session, chunk_conn), daemon=True,
+                     name="chunks").start()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            _save_orphan(session)
+            return
+        if message is None:
+            return
+        name, args, kwargs = message
+        try:
+            value = getattr(session, name)
+            if callable(value):
+                value = value(*args, **kwargs)
+        except NnioError as error:
+            conn.send(("error", error))
+        except Exception:  # noqa: BLE001 - as above
+            conn.send(("crash", _crash_line(f"session.{name}")))
+        else:
+            conn.send(("ok", value))
+
+
+def _serve_chunks(session, conn: Connection) -> None:
+    while True:
+        try:
+            start, stop = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", session.chunks(start, stop)))
+        except NnioError as error:
+            conn.send(("error", error))
+        except Exception:  # noqa: BLE001 - as above
+            conn.send(("crash", _crash_line("session.chunks")))
+
+
+def _save_orphan(session) -> None:
+    try:
+        if session.dirty:
+            path = session.save()
+            print(f"nnio-tui: the app went away; saved checkpoint to {path}", file=sys.stderr)
+    except NnioError as error:
+        print(f"nnio-tui: the app went away and saving failed: {error}", file=sys.stderr)
+
+
+def _crash_line(what: str) -> str:
+    """The last line of the traceback; the whole of it goes to stderr (the log)."""
+    traceback.print_exc()
+    last = traceback.format_exc().strip().splitlines()[-1]
+    return f"the training process failed in {what}: {last}"
+
+
+def open_new(options: dict[str, Any], on_progress, say) -> Any:
+    """An Opener for a fresh run: functools.partial(open_new, {Session.open's keywords})."""
+    from model.api import Session
+
+    return Session.open(on_progress=on_progress, **options)
+
+
+if __name__ == "__main__":
+    _conn, _chunk_conn = (Connection(int(fd)) for fd in sys.argv[1:3])
+    serve(_conn.recv(), _conn, _chunk_conn, int(sys.argv[3]) or None)

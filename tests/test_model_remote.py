@@ -1,0 +1,111 @@
+"""RemoteSession: a Session in a child process answers as the local one does."""
+
+import functools
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from model.api import ConfigError, CorpusError, Session
+from model.remote import RemoteSession, TrainingProcessError, open_new
+
+
+def _options(tmp_path, **more):
+    return dict(corpus=None, preset="tiny", device="cpu", seed=0,
+                checkpoint=str(tmp_path / "run.safetensors"), **more)
+
+
+@pytest.fixture
+def remote(tmp_path):
+    session = RemoteSession(functools.partial(open_new, _options(tmp_path)), threads=1)
+    yield session
+    session.close()
+
+
+def test_same_answers_as_a_local_session(remote, tmp_path):
+    local = Session.open(**_options(tmp_path / "local"))
+    assert remote.n_tokens == local.n_tokens
+    assert remote.block_size == local.block_size
+    assert remote.chunks(10, 20) == local.chunks(10, 20)
+    assert remote.probe(5, 8, k=4) == local.probe(5, 8, k=4)
+    for _ in range(3):
+        assert remote.step().loss == pytest.approx(local.step().loss, rel=1e-5)
+    assert remote.step_count == 3
+    assert remote.dirty
+    saved = remote.save()
+    assert not remote.dirty
+    assert Session.load(saved).step_count == 3
+
+
+def test_errors_keep_their_type_and_line(remote):
+    with pytest.raises(ConfigError, match="a window of 1000000000 tokens"):
+        remote.random_window(10**9)
+    # the session is still usable after an error
+    assert remote.random_window(4) >= 0
+
+
+def test_a_bug_in_the_child_is_one_line(remote):
+    with pytest.raises(TrainingProcessError,
+                       match=r"failed in session\.no_such_call: AttributeError"):
+        remote.no_such_call()
+    assert remote.step().step == 1
+
+
+def test_opening_errors_are_raised_in_the_parent(tmp_path):
+    options = _options(tmp_path) | {"corpus": str(tmp_path / "missing.txt")}
+    progress = []
+    with pytest.raises(CorpusError):
+        RemoteSession(functools.partial(open_new, options),
+                      on_progress=lambda what, f: progress.append(what))
+
+
+def test_progress_reaches_the_parent(tmp_path):
+    progress = []
+    session = RemoteSession(functools.partial(open_new, _options(tmp_path)),
+                            on_progress=lambda what, f: progress.append((what, f)))
+    session.close()
+    assert progress and all(0.0 <= f <= 1.0 for _, f in progress)
+
+
+def test_chunks_are_answered_while_a_call_runs(remote):
+    # a long call is in flight on the main pipe...
+    with remote._lock:
+        remote._conn.send(("train", (10**6,), {}))
+        assert remote.chunks(0, 3) == remote.chunks(0, 3)
+        # ...and chunks came back before it ended
+        assert not remote._conn.poll()
+    remote.close(timeout=0)
+
+
+def test_a_parent_that_goes_away_leaves_its_training_saved(remote, tmp_path):
+    remote.step()
+    remote.step()
+    # the parent ends without a word: the child sees the pipe close
+    remote._conn.close()
+    remote._chunk_conn.close()
+    assert remote._process.wait(60) == 0
+    assert Session.load(tmp_path / "run.safetensors").step_count == 2
+
+
+def test_a_killed_child_is_a_clear_error(remote):
+    remote._process.send_signal(signal.SIGKILL)
+    remote._process.wait(30)
+    with pytest.raises(TrainingProcessError, match="killed by signal 9"):
+        remote.step()
+
+
+def test_the_parent_never_imports_torch(tmp_path):
+    code = textwrap.dedent(f"""
+        import functools, sys
+        from model.remote import RemoteSession, open_new
+        session = RemoteSession(functools.partial(open_new, {_options(tmp_path)!r}))
+        session.step()
+        session.probe(0, 4)
+        session.close()
+        print("torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
