@@ -57,8 +57,8 @@ class RemoteSession:
             opener: builds the session in the child (see Opener).
             on_progress: (what, fraction) while the session opens.
             say: one-line notices from the opener (resumed, saving elsewhere).
-            log: a file for the child's stderr (warnings, tracebacks); None shares this
-                process's stderr, which a full-screen app must not do.
+            log: a file the child's stderr is appended to (warnings, tracebacks); None
+                shares this process's stderr, which a full-screen app must not do.
             threads: torch threads in the child; None keeps torch's default.
         """
         self._log = log
@@ -72,10 +72,7 @@ class RemoteSession:
         self._conn, child_conn = _pipe()
         self._chunk_conn, child_chunk_conn = _pipe()
         fds = (child_conn.fileno(), child_chunk_conn.fileno())
-        stderr = None
-        if log is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            stderr = log.open("w")
+        stderr = self._open_log()
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "model.remote", *map(str, fds), str(threads or 0)],
@@ -84,7 +81,7 @@ class RemoteSession:
         finally:
             child_conn.close()
             child_chunk_conn.close()
-            if stderr is not None:
+            if stderr is not None and stderr != subprocess.DEVNULL:
                 stderr.close()
         try:
             with self._lock:
@@ -93,6 +90,22 @@ class RemoteSession:
         except BaseException:
             self.close()
             raise
+
+    LOG_LIMIT = 1 << 20
+    """A log larger than this (bytes) is emptied when the next child starts."""
+
+    def _open_log(self):
+        if self._log is None:
+            return None
+        try:
+            self._log.parent.mkdir(parents=True, exist_ok=True)
+            if self._log.is_file() and self._log.stat().st_size > self.LOG_LIMIT:
+                self._log.unlink()
+            # appended, so that two apps at once do not write over each other
+            return self._log.open("a")
+        except OSError:
+            self._log = None  # no log rather than no app
+            return subprocess.DEVNULL
 
     @property
     def n_tokens(self) -> int:
@@ -218,12 +231,16 @@ def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
             value = getattr(session, name)
             if callable(value):
                 value = value(*args, **kwargs)
+            reply = ("ok", value)
         except NnioError as error:
-            conn.send(("error", error))
+            reply = ("error", error)
         except Exception:  # noqa: BLE001 - as above
-            conn.send(("crash", _crash_line(f"session.{name}")))
-        else:
-            conn.send(("ok", value))
+            reply = ("crash", _crash_line(f"session.{name}"))
+        try:
+            conn.send(reply)
+        except OSError:  # the parent went away while this call ran
+            _save_orphan(session)
+            return
 
 
 def _serve_chunks(session, conn: Connection) -> None:
@@ -233,11 +250,15 @@ def _serve_chunks(session, conn: Connection) -> None:
         except (EOFError, OSError):
             return
         try:
-            conn.send(("ok", session.chunks(start, stop)))
+            reply = ("ok", session.chunks(start, stop))
         except NnioError as error:
-            conn.send(("error", error))
+            reply = ("error", error)
         except Exception:  # noqa: BLE001 - as above
-            conn.send(("crash", _crash_line("session.chunks")))
+            reply = ("crash", _crash_line("session.chunks"))
+        try:
+            conn.send(reply)
+        except OSError:  # the parent went away; the main loop saves
+            return
 
 
 def _save_orphan(session) -> None:

@@ -19,6 +19,13 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
     return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
 
 
+def training_log_path() -> Path:
+    """Where the app's training process writes its warnings and tracebacks."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("nnio-tui")) / "training.log"
+
+
 def looks_like_pickle(path: Path) -> bool:
     """torch.save writes a zip (PK) or a raw pickle (0x80).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -257,14 +258,26 @@ def sample(args: argparse.Namespace) -> int:
 def session_opener(args: argparse.Namespace, notify):
     """The app's open_session: open_for_training, then the corpus warnings as notifications.
 
+    With --worker process (the default) the session opens in a child process
+    (model.remote.RemoteSession) and this process never imports torch.
+
     Args:
         args: the app's parsed flags.
         notify: App.notify, which is safe to call from the worker thread.
     """
 
+    def say(line: str) -> None:
+        notify(line, title="run", timeout=8)
+
     def open_session(on_progress):
-        session = open_for_training(args, on_progress,
-                                    lambda line: notify(line, title="run", timeout=8))
+        if getattr(args, "worker", "thread") == "process":
+            from model.remote import RemoteSession
+            from model.run_files import training_log_path
+
+            session = RemoteSession(functools.partial(open_for_training, args), on_progress,
+                                    say, log=training_log_path())
+        else:
+            session = open_for_training(args, on_progress, say)
         for line in session.warnings:
             notify(line, title="corpus", severity="warning", timeout=10)
         return session

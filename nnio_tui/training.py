@@ -411,4 +411,9 @@ class TrainingBridge:
         except NnioError as error:
             self._post(SessionClosed(None, str(error)))
             return
+        finally:
+            # a session in a child process (model.remote) ends it here
+            close = getattr(self._session, "close", None)
+            if close is not None:
+                close()
         self._post(SessionClosed(saved))

@@ -8,4 +8,5 @@ def _private_dirs(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("NNIO_TUI_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(base / "tiktoken"))

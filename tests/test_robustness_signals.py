@@ -73,9 +73,25 @@ class Terminal:
             time.sleep(0.05)
 
 
-def _train_then(tmp_path: Path, stop) -> tuple[int, Terminal, Path]:
+def training_processes() -> list[int]:
+    """Live training processes (python -m model.remote) started under this test's settings."""
+    mine = f"XDG_STATE_HOME={os.environ['XDG_STATE_HOME']}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if b"model.remote" in cmdline and mine in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _train_then(tmp_path: Path, stop, *flags: str) -> tuple[int, Terminal, Path]:
     path = tmp_path / "run.safetensors"
-    term = Terminal("--preset", "tiny", "--device", "cpu", "--checkpoint", str(path))
+    term = Terminal("--preset", "tiny", "--device", "cpu", "--checkpoint", str(path), *flags)
     term.wait_for(b"params")
     term.send(b" ")  # space: run
     term.wait_for(b"unsaved")  # the loss panel's subtitle once a step has changed the weights
@@ -84,16 +100,35 @@ def _train_then(tmp_path: Path, stop) -> tuple[int, Terminal, Path]:
     return term.exit_code(), term, path
 
 
-@pytest.mark.parametrize("stop", [
-    pytest.param(lambda t: t.send(b"q"), id="q"),
-    pytest.param(lambda t: t.send(b"\x03"), id="ctrl+c"),
-    pytest.param(lambda t: os.kill(t.pid, signal.SIGTERM), id="SIGTERM"),
+@pytest.mark.parametrize("stop, flags", [
+    pytest.param(lambda t: t.send(b"q"), (), id="q"),
+    pytest.param(lambda t: t.send(b"q"), ("--worker", "thread"), id="q-thread"),
+    pytest.param(lambda t: t.send(b"\x03"), (), id="ctrl+c"),
+    pytest.param(lambda t: os.kill(t.pid, signal.SIGTERM), (), id="SIGTERM"),
 ])
-def test_stopping_mid_training_saves_and_says_where(tmp_path, stop):
-    code, term, path = _train_then(tmp_path, stop)
+def test_stopping_mid_training_saves_and_says_where(tmp_path, stop, flags):
+    code, term, path = _train_then(tmp_path, stop, *flags)
     assert code == 0, bytes(term.output[-2000:])
     assert f"nnio-tui: saved checkpoint to {path}".encode() in term.output
     assert b"Traceback" not in term.output
+    _, meta = ckpt.read(path)
+    assert int(meta["step"]) > 0
+    assert training_processes() == []  # the training process ended with the app
+
+
+def test_a_killed_app_leaves_its_training_saved(tmp_path):
+    path = tmp_path / "run.safetensors"
+    term = Terminal("--preset", "tiny", "--device", "cpu", "--checkpoint", str(path))
+    term.wait_for(b"params")
+    term.send(b" ")
+    term.wait_for(b"unsaved")
+    assert training_processes()
+    os.kill(term.pid, signal.SIGKILL)  # no handler runs: only the training process can save
+    assert term.exit_code() == -signal.SIGKILL
+    deadline = time.monotonic() + 60
+    while training_processes():
+        assert time.monotonic() < deadline, "the training process outlived the app"
+        time.sleep(0.1)
     _, meta = ckpt.read(path)
     assert int(meta["step"]) > 0
 
