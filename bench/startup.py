@@ -1,6 +1,6 @@
 """Start-up benchmark: launching the real `nnio-tui` command to its first frame and first probe.
 
-Run: python bench/startup.py [--runs 3]
+Run: python bench/startup.py [--runs 3] [--workers process thread]
 
 Each run starts `python -m nnio_tui` (what the `nnio-tui` script runs) in a 100x30
 pseudo-terminal and reads what it draws, from the moment before the process is spawned:
@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78c]|\x1b\][^\x07]*\x07")
 
 
-def launch(env: dict, timeout: float = 60.0) -> tuple[float, float]:
+def launch(env: dict, worker: str, timeout: float = 60.0) -> tuple[float, float]:
     """Seconds from spawn to the first frame and to the first probe."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "nnio_tui", "--device", "cpu"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "nnio_tui", "--device", "cpu", "--worker", worker], cwd=ROOT,
                             env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     seen, frame, probe = b"", None, None
@@ -86,17 +86,21 @@ def import_time(module: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", nargs="+", choices=("process", "thread"),
+                        default=["process", "thread"], help="the app's --worker, in turn")
     args = parser.parse_args()
-    print(f"command: python bench/startup.py --runs {args.runs}")
+    print(f"command: python bench/startup.py --runs {args.runs}"
+          f" --workers {' '.join(args.workers)}")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "TERM": "xterm-256color", "NNIO_TUI_CACHE_DIR": f"{tmp}/cache",
                "XDG_DATA_HOME": f"{tmp}/data", "COLUMNS": "100", "LINES": "30"}
         env.pop("TEXTUAL", None)
         for run in range(args.runs):
-            frame, probe = launch(env)
-            cache = "empty token cache" if run == 0 else "cached tokens    "
-            print(f"  run {run + 1} ({cache}): first frame {frame:5.2f} s (target <= 1.0)"
-                  f"   first probe {probe:5.2f} s")
+            for i, worker in enumerate(args.workers):
+                frame, probe = launch(env, worker)
+                cache = "empty token cache" if run == i == 0 else "cached tokens    "
+                print(f"  run {run + 1}, {worker:7s} ({cache}): first frame {frame:5.2f} s"
+                      f" (target <= 1.0)   first probe {probe:5.2f} s")
     for module in ("nnio_tui.cli", "nnio_tui.app", "torch"):
         print(f"  import {module:13s} {import_time(module):5.2f} s (fresh interpreter)")
 

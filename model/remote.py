@@ -65,7 +65,7 @@ class RemoteSession:
         self._lock = threading.Lock()
         self._chunk_lock = threading.Lock()
         self._closed = False
-        # A plain child (python -m model.remote) on inherited sockets rather than
+        # A plain child (python -c _CHILD) on inherited sockets rather than
         # multiprocessing's spawn, which would re-run the parent's main module. Its own
         # session keeps a terminal's hang-up and Ctrl+C away: the parent decides when it
         # saves, and if the parent dies, the child saves on its own.
@@ -75,7 +75,7 @@ class RemoteSession:
         stderr = self._open_log()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "model.remote", *map(str, fds), str(threads or 0)],
+                [sys.executable, "-c", _CHILD, *map(str, fds), str(threads or 0)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=stderr, start_new_session=True)
         finally:
@@ -284,6 +284,12 @@ def open_new(options: dict[str, Any], on_progress, say) -> Any:
     return Session.open(on_progress=on_progress, **options)
 
 
-if __name__ == "__main__":
-    _conn, _chunk_conn = (Connection(int(fd)) for fd in sys.argv[1:3])
-    serve(_conn.recv(), _conn, _chunk_conn, int(sys.argv[3]) or None)
+def _main(argv: list[str]) -> None:
+    conn, chunk_conn = (Connection(int(fd)) for fd in argv[:2])
+    serve(conn.recv(), conn, chunk_conn, int(argv[2]) or None)
+
+
+# The child imports this very copy of the package: its folder goes first on sys.path, ahead
+# of the working directory, which may hold a `model` package of the user's own.
+_CHILD = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
+          "from model.remote import _main; _main(sys.argv[1:])")

@@ -73,7 +73,8 @@ KEYS = [
 class NnioApp(App[int]):
     """Shows the network's input (a window of tokens) and output (next-token probabilities).
 
-    One thread worker owns the session; the app owns the state (reactives) and binds it
+    One thread worker owns the session (itself usually a model.remote.RemoteSession, whose
+    training runs in a child process); the app owns the state (reactives) and binds it
     into the panels, which only draw it. The app's reactives never repaint by themselves: an
     App reactive repaints the whole screen, where the bound panel repaints only its own box.
     """

@@ -90,7 +90,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         _model_flags(p)
         p.add_argument("--context", type=_positive(int), help="context window length to start with")
         p.add_argument("--checkpoint", help="checkpoint to resume, and where to save")
-        p.add_argument("--worker", default="process", choices=("process", "thread"),
+        # Windows cannot hand a child the pipes that model.remote uses.
+        p.add_argument("--worker", default="thread" if sys.platform == "win32" else "process",
+                       choices=("process", "thread"),
                        help="where training runs: a child process (default), so the UI"
                             " never slows it, or a thread of the app")
         return p

@@ -128,6 +128,8 @@ class TrainingBridge:
 
     The UI thread calls send(), resume(), pause() and request_quit(); the worker thread
     runs serve(), which does every session call and posts messages with complete snapshots.
+    The session may be a model.remote.RemoteSession: the calls are the same, and close()
+    ends its process once the run is saved.
     """
 
     PROBE_K = 32

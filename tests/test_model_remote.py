@@ -109,3 +109,15 @@ def test_the_parent_never_imports_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_model_package_in_the_working_directory_is_not_imported(tmp_path, monkeypatch):
+    # people train in their own project folders, which often have a model/ of their own
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "__init__.py").write_text("raise ImportError('the wrong model')\n")
+    monkeypatch.chdir(tmp_path)
+    session = RemoteSession(functools.partial(open_new, _options(tmp_path)))
+    try:
+        assert session.step().step == 1
+    finally:
+        session.close()

@@ -74,12 +74,12 @@ class Terminal:
 
 
 def training_processes() -> list[int]:
-    """Live training processes (python -m model.remote) started under this test's settings."""
+    """Live training processes (model.remote children) started under this test's settings."""
     mine = f"XDG_STATE_HOME={os.environ['XDG_STATE_HOME']}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
             environ = (entry / "environ").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().split(")")[-1].split()[0]
         except OSError:
