@@ -341,3 +341,18 @@ async def test_a_curve_is_drawn_only_once_it_has_two_points(tmp_path):
         await pilot.press("s")
         await settle(pilot)
         assert len(train.data) == 2 and not val.data
+
+
+async def test_a_narrow_header_keeps_device_and_precision(tmp_path):
+    # At 80 columns something must go: the tokenizer (the bars' title gives the vocab size)
+    # before the device and precision, which nothing else on screen shows.
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        line = app.query_one("InfoHeader").render().plain
+        assert "cpu fp32" in line and "step 0" in line and "sample_data" in line
+        assert "cl100k_base" not in line
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        assert "cl100k_base (100,277)" in app.query_one("InfoHeader").render().plain

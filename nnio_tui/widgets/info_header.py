@@ -35,13 +35,15 @@ class InfoHeader(Widget):
         info = self.info
         if info is None:
             return Text.assemble((" nnio-tui ", "bold"), f" {self.title_hint}  loading…")
-        # (text, priority): the lowest priority goes first when the line is too long.
+        # (text, priority): the lowest priority goes first when the line is too long. The
+        # tokenizer goes before the device: the bars' title already gives the vocab size,
+        # and nothing else on screen says where training runs or in what precision.
         parts = [
             (" nnio-tui ", 1),
             (f"{info.corpus_name} {info.n_tokens:,} tokens", 5),
-            (f"{info.encoding} ({info.vocab_size:,})", 4),
+            (f"{info.encoding} ({info.vocab_size:,})", 2),
             (f"{info.preset} {_count(info.n_params)} params", 3),
-            (f"{info.device} {info.precision}", 2),
+            (f"{info.device} {info.precision}", 4),
             (f"step {self.step:,}", 6),
         ]
         while sum(cell_len(p) + 2 for p, _ in parts) > self.size.width and len(parts) > 1:
