@@ -174,6 +174,7 @@ class TrainingBridge:
         self._last_val: float | None = None
         self._last_post = 0.0
         self._announced = False
+        self._eval_due = False
 
     # -- UI thread -----------------------------------------------------------
     def send(self, command: Command) -> None:
@@ -270,11 +271,16 @@ class TrainingBridge:
                         self._post(TrainingStarted())
                     while (command := self._next(timeout=0)) is not None:
                         self._handle(command)
+                    # after the keys, so a new window's probe does not wait for validation
+                    if self._eval_due:
+                        self._evaluate()
                     if self._running.is_set() and not self._quit.is_set():
                         self._train_once()
                     continue
                 if was_running:
                     was_running = False
+                    if self._eval_due:
+                        self._evaluate()
                     self._post(TrainingProgress(self._snapshot()))
                     self._probe_and_post(self._baseline)
                     self._post(TrainingStopped())
@@ -343,13 +349,14 @@ class TrainingBridge:
                 self._losses.clear()
                 self._val_losses.clear()
                 self._last, self._last_val = None, None
+                self._eval_due = False
                 self._post(SessionReset(session.info()))
                 self._post(TrainingProgress(self._snapshot()))
                 self._probe_and_post(before=None)
 
     def _train_once(self) -> None:
         assert self._session is not None
-        self._record(self._session.step())
+        self._record(self._session.step(), later=True)
         if self.YIELD_S > 0:
             time.sleep(self.YIELD_S)
         now = time.monotonic()
@@ -361,16 +368,31 @@ class TrainingBridge:
             self._post(TrainingProgress(self._snapshot()))
             self._post(ready)
 
-    def _record(self, report: StepReport) -> None:
-        assert self._session is not None
+    def _record(self, report: StepReport, *, later: bool = False) -> None:
+        """Keep a step's loss, and validate every EVAL_EVERY steps.
+
+        Args:
+            report: the step's report.
+            later: leave a due validation to the loop, which first handles the commands
+                that came during the step (continuous training).
+        """
         self._last = report
         self._losses.append(report.loss)
-        val = report.val_loss
-        if val is None and report.step % self.EVAL_EVERY == 0:
-            val = self._session.evaluate()
-        if val is not None:
-            self._last_val = val
-            self._val_losses.append(val)
+        if report.val_loss is not None:
+            self._add_val(report.val_loss)
+        elif report.step % self.EVAL_EVERY == 0:
+            self._eval_due = True
+            if not later:
+                self._evaluate()
+
+    def _evaluate(self) -> None:
+        assert self._session is not None
+        self._eval_due = False
+        self._add_val(self._session.evaluate())
+
+    def _add_val(self, val: float) -> None:
+        self._last_val = val
+        self._val_losses.append(val)
 
     def _snapshot(self, step: int | None = None) -> TrainingSnapshot:
         assert self._session is not None

@@ -1,0 +1,80 @@
+"""TrainingBridge on its own: the order in which the worker does things while training runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from nnio_tui.messages import TrainingProgress
+from nnio_tui.training import Look, TrainingBridge
+from tests.fakes import FakeSession
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_a_window_moved_during_a_step_is_probed_before_validation():
+    # Validation takes several batches; a key pressed during the step before it should get
+    # its probe first, so the new window's bars never wait for a validation.
+    fake = FakeSession()
+    order: list[tuple] = []
+    real_probe, real_evaluate = fake.probe, fake.evaluate
+
+    def probe(start, length, k=10):
+        order.append(("probe", start))
+        return real_probe(start, length, k)
+
+    def evaluate(batches=4):
+        order.append(("evaluate",))
+        return real_evaluate(batches)
+
+    fake.probe, fake.evaluate = probe, evaluate
+    posted: list = []
+    bridge = TrainingBridge(posted.append, session=fake)
+    bridge.EVAL_EVERY = 1  # every step is due a validation
+    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
+    worker.start()
+    try:
+        assert bridge.wait_idle(5)
+        fake.gate.clear()
+        bridge.resume()
+        assert fake.in_step.wait(5)
+        order.clear()
+        bridge.send(Look(7, 4))  # arrives while the step runs
+        fake.gate.set()
+        assert wait_for(lambda: ("probe", 7) in order and ("evaluate",) in order)
+    finally:
+        fake.gate.set()
+        bridge.request_quit()
+        worker.join(5)
+    assert not worker.is_alive()
+    assert order.index(("probe", 7)) < order.index(("evaluate",))
+
+
+def test_pausing_validates_a_due_step_before_the_last_snapshot():
+    fake = FakeSession()
+    posted: list = []
+    bridge = TrainingBridge(posted.append, session=fake)
+    bridge.EVAL_EVERY = 1
+    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
+    worker.start()
+    try:
+        assert bridge.wait_idle(5)
+        bridge.resume()
+        assert wait_for(lambda: fake.info().step >= 3)
+        bridge.pause()
+        assert bridge.wait_idle(5)
+        steps = fake.info().step
+    finally:
+        bridge.request_quit()
+        worker.join(5)
+    last = [m.snapshot for m in posted if isinstance(m, TrainingProgress)][-1]
+    # one validation per step, into the curve, the last one included though the loop had
+    # left it for later
+    assert last.step == steps and len(last.val_losses) == steps
