@@ -271,9 +271,11 @@ class TrainingBridge:
                         self._post(TrainingStarted())
                     while (command := self._next(timeout=0)) is not None:
                         self._handle(command)
-                    # after the keys, so a new window's probe does not wait for validation
+                    # after the keys, so a new window's probe does not wait for validation;
+                    # then round again for the keys pressed while it ran
                     if self._eval_due:
                         self._evaluate()
+                        continue
                     if self._running.is_set() and not self._quit.is_set():
                         self._train_once()
                     continue

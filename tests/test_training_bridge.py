@@ -57,6 +57,46 @@ def test_a_window_moved_during_a_step_is_probed_before_validation():
     assert order.index(("probe", 7)) < order.index(("evaluate",))
 
 
+def test_a_window_moved_during_validation_is_probed_before_the_next_step():
+    fake = FakeSession()
+    order: list[tuple] = []
+    in_validation, release = threading.Event(), threading.Event()
+    real_probe, real_evaluate, real_step = fake.probe, fake.evaluate, fake.step
+
+    def probe(start, length, k=10):
+        order.append(("probe", start))
+        return real_probe(start, length, k)
+
+    def evaluate(batches=4):
+        order.append(("evaluate",))
+        in_validation.set()
+        release.wait(5)  # the first validation is held until the key is in
+        return real_evaluate(batches)
+
+    def step():
+        order.append(("step",))
+        return real_step()
+
+    fake.probe, fake.evaluate, fake.step = probe, evaluate, step
+    bridge = TrainingBridge(lambda message: None, session=fake)
+    bridge.EVAL_EVERY = 1
+    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
+    worker.start()
+    try:
+        assert bridge.wait_idle(5)
+        bridge.resume()
+        assert in_validation.wait(5)
+        order.clear()
+        bridge.send(Look(7, 4))  # arrives while the validation runs
+        release.set()
+        assert wait_for(lambda: ("probe", 7) in order and ("step",) in order)
+    finally:
+        release.set()
+        bridge.request_quit()
+        worker.join(5)
+    assert order.index(("probe", 7)) < order.index(("step",))
+
+
 def test_pausing_validates_a_due_step_before_the_last_snapshot():
     fake = FakeSession()
     posted: list = []
