@@ -14,6 +14,7 @@ and nothing read from a file is ever unpickled.
 from __future__ import annotations
 
 import functools
+import signal
 import socket
 import subprocess
 import sys
@@ -75,7 +76,8 @@ class RemoteSession:
         stderr = self._open_log()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, *map(str, fds), str(threads or 0)],
+                # -P: the working directory is not on the child's sys.path (see _CHILD)
+                [sys.executable, "-P", "-c", _CHILD, *map(str, fds), str(threads or 0)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=stderr, start_new_session=True)
         finally:
@@ -126,15 +128,23 @@ class RemoteSession:
             return self._reply(self._chunk_conn)
 
     def close(self, timeout: float = 10.0) -> None:
-        """End the child and wait for it; it does not save, so call save() first."""
+        """End the child and wait for it; it does not save, so call save() first.
+
+        A call still running in another thread after timeout seconds is cut short: the
+        child is killed and that call raises TrainingProcessError.
+        """
         if self._closed:
             return
         self._closed = True
-        with self._lock:
+        if self._lock.acquire(timeout=timeout):
             try:
                 self._conn.send(None)
             except OSError:
                 pass
+            finally:
+                self._lock.release()
+        else:
+            self._process.kill()
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -237,7 +247,7 @@ def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
         except Exception:  # noqa: BLE001 - as above
             reply = ("crash", _crash_line(f"session.{name}"))
         try:
-            conn.send(reply)
+            _send_reply(conn, reply, name)
         except OSError:  # the parent went away while this call ran
             _save_orphan(session)
             return
@@ -256,9 +266,22 @@ def _serve_chunks(session, conn: Connection) -> None:
         except Exception:  # noqa: BLE001 - as above
             reply = ("crash", _crash_line("session.chunks"))
         try:
-            conn.send(reply)
+            _send_reply(conn, reply, "chunks")
         except OSError:  # the parent went away; the main loop saves
             return
+
+
+def _send_reply(conn: Connection, reply: tuple[str, Any], name: str) -> None:
+    """Send a reply; one that cannot be pickled goes as a one-line crash instead.
+
+    Pickling happens before any byte is written, so the pipe stays in step.
+    """
+    try:
+        conn.send(reply)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - a bug must reach the parent as a line, not a hang
+        conn.send(("crash", _crash_line(f"sending the reply of session.{name}")))
 
 
 def _save_orphan(session) -> None:
@@ -285,11 +308,19 @@ def open_new(options: dict[str, Any], on_progress, say) -> Any:
 
 
 def _main(argv: list[str]) -> None:
+    # The parent decides when training stops and saves. A signal sent to the whole group
+    # (systemctl stop, a batch scheduler's cancel) reaches the app too, which then saves
+    # through this process, so this one must outlive it; if the app dies instead, the
+    # pipe closes and serve() saves on its own.
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     conn, chunk_conn = (Connection(int(fd)) for fd in argv[:2])
     serve(conn.recv(), conn, chunk_conn, int(argv[2]) or None)
 
 
-# The child imports this very copy of the package: its folder goes first on sys.path, ahead
-# of the working directory, which may hold a `model` package of the user's own.
+# The child imports this very copy of the package: its folder goes first on sys.path, and
+# the working directory, which may hold a `model` package or a `tokenize.py` of the user's
+# own, is left off it (python -P).
 _CHILD = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r}); "
           "from model.remote import _main; _main(sys.argv[1:])")

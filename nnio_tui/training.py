@@ -90,16 +90,22 @@ class CorpusView:
     chunks() reads token ids and the tokenizer, never the model, so it is safe beside a
     training step; routing it through the worker would make scrolling wait for a step.
     Chunks are kept by page: sliding the window reads what the token view already read,
-    which matters when the session is in another process.
+    which matters when the session is in another process. If that process has died, the
+    tokens not yet read show as "?" and on_error hears the reason once.
     """
 
     PAGE = 256
     MAX_PAGES = 64
+    MISSING = Chunk(-1, "?")
+    """Stands for a token that could not be read."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session,
+                 on_error: Callable[[str], object] | None = None) -> None:
         self._session = session
         self.n_tokens = session.n_tokens
         self._pages: OrderedDict[int, list[Chunk]] = OrderedDict()
+        self._on_error = on_error
+        self._told = False
 
     def chunks(self, start: int, stop: int) -> list[Chunk]:
         """Display chunks for tokens [start, stop), clipped to the corpus."""
@@ -114,8 +120,16 @@ class CorpusView:
         chunks = self._pages.get(page)
         if chunks is None:
             first = page * self.PAGE
-            chunks = self._pages[page] = self._session.chunks(
-                first, min(first + self.PAGE, self.n_tokens))
+            stop = min(first + self.PAGE, self.n_tokens)
+            try:
+                chunks = self._session.chunks(first, stop)
+            except NnioError as error:
+                # called from the UI thread, which must keep drawing: placeholders, not kept
+                if not self._told and self._on_error is not None:
+                    self._told = True
+                    self._on_error(str(error))
+                return [self.MISSING] * (stop - first)
+            self._pages[page] = chunks
             if len(self._pages) > self.MAX_PAGES:
                 self._pages.popitem(last=False)
         else:
@@ -249,7 +263,8 @@ class TrainingBridge:
         self._losses.extend(losses)
         self._val_losses.extend(val_losses)
         self._last_val = val_losses[-1] if val_losses else None
-        self._post(SessionOpened(session.info(), CorpusView(session), 0, length))
+        corpus = CorpusView(session, lambda line: self._post(CommandFailed(line)))
+        self._post(SessionOpened(session.info(), corpus, 0, length))
         self._post(TrainingProgress(self._snapshot()))
         self._probe_and_post(before=None)
         # with the first probe on screen, build what training needs while the user reads it

@@ -356,3 +356,24 @@ async def test_a_narrow_header_keeps_device_and_precision(tmp_path):
     async with app.run_test(size=(120, 30)) as pilot:
         await settle(pilot)
         assert "cl100k_base (100,277)" in app.query_one("InfoHeader").render().plain
+
+
+async def test_a_dead_training_process_does_not_crash_the_corpus_view(tmp_path):
+    fake = FakeSession(n_tokens=20_000, checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+
+        def dead(start, stop):
+            raise CorpusError("the training process was killed by signal 9 (out of memory?)")
+
+        fake.chunks = dead
+        await pilot.press("n")  # a random window, far into the corpus: pages not read yet
+        await settle(pilot)
+        assert app.window_start >= 2 * 256
+        assert app.is_running and {c.text for c in app.window_chunks} == {"?"}
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await settle(pilot)
+        assert app.is_running
+        notes = [n.message for n in app._notifications]
+        assert sum("killed by signal 9" in n for n in notes) == 1

@@ -1,5 +1,6 @@
 """CorpusView: the UI's cached read of the corpus chunks."""
 
+from model.remote import TrainingProcessError
 from nnio_tui.training import CorpusView
 from tests.fakes import FakeSession
 
@@ -38,3 +39,25 @@ def test_old_pages_are_dropped(tmp_path):
     assert fake.calls == []
     view.chunks(0, 1)  # the oldest was dropped
     assert fake.calls == [f"chunks 0 {CorpusView.PAGE}"]
+
+
+def test_a_dead_session_shows_placeholders_and_says_why_once(tmp_path):
+    # a session in a child process that died raises on every call; the UI thread reads
+    # chunks while drawing, so it must get something to draw, not an exception
+    fake = FakeSession(n_tokens=1000, checkpoint_dir=tmp_path)
+    errors: list[str] = []
+    view = CorpusView(fake, errors.append)
+    first = view.chunks(0, 10)
+    real_chunks = fake.chunks
+
+    def dead(start, stop):
+        raise TrainingProcessError("the training process was killed by signal 9")
+
+    fake.chunks = dead
+    assert view.chunks(0, 10) == first  # pages already read still show
+    page = CorpusView.PAGE
+    assert view.chunks(page, page + 3) == [CorpusView.MISSING] * 3
+    assert view.chunks(2 * page, 2 * page + 3) == [CorpusView.MISSING] * 3
+    assert errors == ["the training process was killed by signal 9"]
+    fake.chunks = real_chunks  # placeholders are not kept
+    assert view.chunks(page, page + 3) == real_chunks(page, page + 3)

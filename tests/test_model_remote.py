@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -115,9 +117,46 @@ def test_a_model_package_in_the_working_directory_is_not_imported(tmp_path, monk
     # people train in their own project folders, which often have a model/ of their own
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "__init__.py").write_text("raise ImportError('the wrong model')\n")
+    # and modules named like the standard library's (traceback imports tokenize)
+    (tmp_path / "tokenize.py").write_text("raise ImportError('the wrong tokenize')\n")
     monkeypatch.chdir(tmp_path)
     session = RemoteSession(functools.partial(open_new, _options(tmp_path)))
     try:
         assert session.step().step == 1
     finally:
         session.close()
+
+
+def test_a_signal_to_the_whole_group_leaves_the_child_to_the_app(remote):
+    # systemctl stop or a scheduler's cancel signals every process: the app then saves
+    # through the child, so the child must not die of it
+    remote.step()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        remote._process.send_signal(sig)
+    time.sleep(0.5)
+    assert remote._process.poll() is None
+    assert remote.step().step == 2
+    assert remote.save().is_file()
+
+
+def test_close_does_not_wait_for_a_call_in_another_thread(remote):
+    raised: list[BaseException] = []
+
+    def train_forever():
+        try:
+            remote.train(10**6)
+        except TrainingProcessError as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=train_forever)
+    worker.start()
+    time.sleep(1.0)
+    closer = threading.Thread(target=remote.close, kwargs={"timeout": 1.0}, daemon=True)
+    closer.start()
+    closer.join(15)
+    hung = closer.is_alive()
+    if hung:
+        remote._process.kill()  # so that a failing test does not leave training running
+    worker.join(10)
+    assert not hung
+    assert not worker.is_alive() and raised
