@@ -89,7 +89,13 @@ class RemoteSession:
             with self._lock:
                 self._conn.send(opener)
                 self._n_tokens = self._reply(self._conn, on_progress, say)
+        except NnioError:
+            self.close()  # the child said why, and has stopped
+            raise
         except BaseException:
+            # this side gave up (a progress callback raised: the app is closing; or Ctrl+C)
+            # while the child is still opening: it has nothing to save, so it is not waited for
+            self._process.kill()
             self.close()
             raise
 

@@ -84,6 +84,10 @@ class Reset:
 Command = Look | Step | Nudge | NewWindow | Sample | Save | Reset
 
 
+class OpenCancelled(Exception):
+    """The app is closing while its session is still opening."""
+
+
 class CorpusView:
     """The read-only corpus side of a session, which the UI thread may call directly.
 
@@ -236,19 +240,27 @@ class TrainingBridge:
             cancelled: returns True when the worker was cancelled (the app is closing).
         """
         try:
-            if not self._announced and not self._open():
+            if not self._announced and not self._open(cancelled):
                 return
             self._loop(cancelled)
         finally:
             self._idle.set()
 
-    def _open(self) -> bool:
+    def _open(self, cancelled: Callable[[], bool]) -> bool:
         if self._session is None:
             assert self._open_session is not None
+
+            def progress(what: str, fraction: float) -> None:
+                # Quitting while a big corpus tokenizes: end the open at its next report
+                # rather than keep the closed app's process alive until it finishes.
+                if cancelled() or self._quit.is_set():
+                    raise OpenCancelled
+                self._post(SessionLoading(what, fraction))
+
             try:
-                self._session = self._open_session(
-                    lambda what, f: self._post(SessionLoading(what, f))
-                )
+                self._session = self._open_session(progress)
+            except OpenCancelled:
+                return False
             except NnioError as error:
                 self._post(SessionFailed(str(error)))
                 return False

@@ -248,3 +248,14 @@ class FakeSession:
         self.saves.append(target)
         self._dirty = False
         return target
+
+
+def slow_opener(on_progress, say):
+    """A model.remote Opener that reports progress for a minute and never opens.
+
+    It lives here, not in a test module, so that the child process can import it by name.
+    """
+    for i in range(1200):
+        on_progress("waiting", i / 1200)
+        time.sleep(0.05)
+    raise AssertionError("not reached: the parent gives up first")

@@ -12,6 +12,7 @@ import pytest
 
 from model.api import ConfigError, CorpusError, Session
 from model.remote import RemoteSession, TrainingProcessError, open_new
+from tests.fakes import slow_opener
 
 
 def _options(tmp_path, **more):
@@ -160,3 +161,31 @@ def test_close_does_not_wait_for_a_call_in_another_thread(remote):
     worker.join(10)
     assert not hung
     assert not worker.is_alive() and raised
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def test_giving_up_while_the_child_opens_ends_it_at_once(monkeypatch):
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr("model.remote.subprocess.Popen", popen)
+    reports: list[str] = []
+
+    def on_progress(what, fraction):
+        reports.append(what)
+        if len(reports) == 3:
+            raise _GiveUp  # as the app's bridge does when it is closing
+
+    begun = time.monotonic()
+    with pytest.raises(_GiveUp):
+        RemoteSession(slow_opener, on_progress)
+    # not the opener's minute, nor close()'s 10 s wait for a child that does not listen
+    assert time.monotonic() - begun < 8
+    assert started and started[0].poll() is not None  # the child is gone

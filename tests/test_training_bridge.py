@@ -118,3 +118,26 @@ def test_pausing_validates_a_due_step_before_the_last_snapshot():
     # one validation per step, into the curve, the last one included though the loop had
     # left it for later
     assert last.step == steps and len(last.val_losses) == steps
+
+
+def test_quitting_while_the_session_opens_ends_the_open():
+    reports: list[float] = []
+    posted: list = []
+
+    def open_session(on_progress):
+        # a long open that reports as it goes, as tokenizing a big corpus does
+        for i in range(2000):
+            on_progress("tokenizing", i / 2000)
+            reports.append(i)
+            time.sleep(0.005)
+        return FakeSession()
+
+    bridge = TrainingBridge(posted.append, open_session=open_session)
+    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
+    worker.start()
+    assert wait_for(lambda: len(reports) > 5)
+    bridge.request_quit()
+    worker.join(5)
+    assert not worker.is_alive()
+    assert len(reports) < 1000
+    assert not any(type(m).__name__ == "SessionOpened" for m in posted)
