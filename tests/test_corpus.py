@@ -134,3 +134,27 @@ def test_a_single_long_line_is_split_and_keeps_its_ids(monkeypatch):
     text = ("one line with no newline at all, " * 40).strip()
     assert len(list(corpus_mod._pieces(text, corpus_mod._SAFE_BREAK))) > 5
     assert tokenize_documents([text], ENC).tolist() == ENC.encode_ordinary(text)
+
+
+def test_a_progress_callback_that_raises_stops_the_tokenizing():
+    # the app raises from its progress callback to end an open when it is closing; the
+    # pieces still queued must not be tokenized after that (Executor.map's results
+    # iterator cancels them when it is dropped; collecting them first would not)
+    enc = load_encoding()
+    encoded: list[str] = []
+
+    class Counting:
+        name, eot_token = enc.name, enc.eot_token
+
+        def encode_ordinary(self, text):
+            encoded.append(text)
+            return enc.encode_ordinary(text)
+
+    docs = [f"Document {i} says hello.\n" * 3 for i in range(2000)]
+
+    def stop(what, fraction):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tokenize_documents(docs, Counting(), stop)
+    assert 0 < len(encoded) < 1000
