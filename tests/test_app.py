@@ -11,6 +11,7 @@ from textual.widgets import Sparkline
 from model.api import CorpusError
 from nnio_tui import messages
 from nnio_tui.app import NnioApp
+from nnio_tui.training import CorpusView
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.token_chunks import TokenChunks
@@ -370,7 +371,7 @@ async def test_a_dead_training_process_does_not_crash_the_corpus_view(tmp_path):
         fake.chunks = dead
         await pilot.press("n")  # a random window, far into the corpus: pages not read yet
         await settle(pilot)
-        assert app.window_start >= 2 * 256
+        assert app.window_start >= 2 * CorpusView.PAGE
         assert app.is_running and {c.text for c in app.window_chunks} == {"?"}
         await pilot.press("pagedown", "pagedown", "pagedown")
         await settle(pilot)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
-from nnio_tui.messages import TrainingProgress
+from nnio_tui.messages import SessionOpened, TrainingProgress
 from nnio_tui.training import Look, TrainingBridge
 from tests.fakes import FakeSession
 
@@ -19,81 +20,83 @@ def wait_for(condition, timeout: float = 5.0) -> bool:
     return False
 
 
+def log_calls(fake: FakeSession, *names: str, before=None) -> list[tuple]:
+    """Record (name, first argument...) of each call to these session methods, in order.
+
+    before(name), if given, runs before each call is passed on (to hold one, say).
+    """
+    order: list[tuple] = []
+    for name in names:
+        real = getattr(fake, name)
+
+        def logged(*args, _name=name, _real=real, **kwargs):
+            order.append((_name, *args[:1]))
+            if before is not None:
+                before(_name)
+            return _real(*args, **kwargs)
+
+        setattr(fake, name, logged)
+    return order
+
+
+@contextlib.contextmanager
+def serving(bridge: TrainingBridge):
+    """The bridge's worker on a thread of its own; asked to quit and joined on the way out."""
+    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        bridge.request_quit()
+        worker.join(5)
+    assert not worker.is_alive()
+
+
 def test_a_window_moved_during_a_step_is_probed_before_validation():
     # Validation takes several batches; a key pressed during the step before it should get
     # its probe first, so the new window's bars never wait for a validation.
     fake = FakeSession()
-    order: list[tuple] = []
-    real_probe, real_evaluate = fake.probe, fake.evaluate
-
-    def probe(start, length, k=10):
-        order.append(("probe", start))
-        return real_probe(start, length, k)
-
-    def evaluate(batches=4):
-        order.append(("evaluate",))
-        return real_evaluate(batches)
-
-    fake.probe, fake.evaluate = probe, evaluate
-    posted: list = []
-    bridge = TrainingBridge(posted.append, session=fake)
+    order = log_calls(fake, "probe", "evaluate")
+    bridge = TrainingBridge(lambda message: None, session=fake)
     bridge.EVAL_EVERY = 1  # every step is due a validation
-    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
-    worker.start()
-    try:
-        assert bridge.wait_idle(5)
-        fake.gate.clear()
-        bridge.resume()
-        assert fake.in_step.wait(5)
-        order.clear()
-        bridge.send(Look(7, 4))  # arrives while the step runs
-        fake.gate.set()
-        assert wait_for(lambda: ("probe", 7) in order and ("evaluate",) in order)
-    finally:
-        fake.gate.set()
-        bridge.request_quit()
-        worker.join(5)
-    assert not worker.is_alive()
+    with serving(bridge):
+        try:
+            assert bridge.wait_idle(5)
+            fake.gate.clear()
+            bridge.resume()
+            assert fake.in_step.wait(5)
+            order.clear()
+            bridge.send(Look(7, 4))  # arrives while the step runs
+            fake.gate.set()
+            assert wait_for(lambda: ("probe", 7) in order and ("evaluate",) in order)
+        finally:
+            fake.gate.set()
     assert order.index(("probe", 7)) < order.index(("evaluate",))
 
 
 def test_a_window_moved_during_validation_is_probed_before_the_next_step():
     fake = FakeSession()
-    order: list[tuple] = []
     in_validation, release = threading.Event(), threading.Event()
-    real_probe, real_evaluate, real_step = fake.probe, fake.evaluate, fake.step
 
-    def probe(start, length, k=10):
-        order.append(("probe", start))
-        return real_probe(start, length, k)
+    def hold_first_validation(name):
+        if name == "evaluate":
+            in_validation.set()
+            release.wait(5)  # the first validation is held until the key is in
 
-    def evaluate(batches=4):
-        order.append(("evaluate",))
-        in_validation.set()
-        release.wait(5)  # the first validation is held until the key is in
-        return real_evaluate(batches)
-
-    def step():
-        order.append(("step",))
-        return real_step()
-
-    fake.probe, fake.evaluate, fake.step = probe, evaluate, step
+    order = log_calls(fake, "probe", "evaluate", "step", before=hold_first_validation)
     bridge = TrainingBridge(lambda message: None, session=fake)
     bridge.EVAL_EVERY = 1
-    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
-    worker.start()
-    try:
-        assert bridge.wait_idle(5)
-        bridge.resume()
-        assert in_validation.wait(5)
-        order.clear()
-        bridge.send(Look(7, 4))  # arrives while the validation runs
-        release.set()
-        assert wait_for(lambda: ("probe", 7) in order and ("step",) in order)
-    finally:
-        release.set()
-        bridge.request_quit()
-        worker.join(5)
+    with serving(bridge):
+        try:
+            assert bridge.wait_idle(5)
+            bridge.resume()
+            assert in_validation.wait(5)
+            order.clear()
+            bridge.send(Look(7, 4))  # arrives while the validation runs
+            release.set()
+            assert wait_for(lambda: ("probe", 7) in order and ("step",) in order)
+        finally:
+            release.set()
     assert order.index(("probe", 7)) < order.index(("step",))
 
 
@@ -102,18 +105,13 @@ def test_pausing_validates_a_due_step_before_the_last_snapshot():
     posted: list = []
     bridge = TrainingBridge(posted.append, session=fake)
     bridge.EVAL_EVERY = 1
-    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
-    worker.start()
-    try:
+    with serving(bridge):
         assert bridge.wait_idle(5)
         bridge.resume()
         assert wait_for(lambda: fake.info().step >= 3)
         bridge.pause()
         assert bridge.wait_idle(5)
         steps = fake.info().step
-    finally:
-        bridge.request_quit()
-        worker.join(5)
     last = [m.snapshot for m in posted if isinstance(m, TrainingProgress)][-1]
     # one validation per step, into the curve, the last one included though the loop had
     # left it for later
@@ -133,11 +131,7 @@ def test_quitting_while_the_session_opens_ends_the_open():
         return FakeSession()
 
     bridge = TrainingBridge(posted.append, open_session=open_session)
-    worker = threading.Thread(target=bridge.serve, args=(lambda: False,), daemon=True)
-    worker.start()
-    assert wait_for(lambda: len(reports) > 5)
-    bridge.request_quit()
-    worker.join(5)
-    assert not worker.is_alive()
+    with serving(bridge):
+        assert wait_for(lambda: len(reports) > 5)
     assert len(reports) < 1000
-    assert not any(type(m).__name__ == "SessionOpened" for m in posted)
+    assert not any(isinstance(m, SessionOpened) for m in posted)
