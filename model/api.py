@@ -82,8 +82,9 @@ class Session:
     """A model, its optimizer, a corpus and a tokenizer: everything one training run needs.
 
     A window is a slice of the corpus: tokens [start, start + length) are the context and
-    the token at start + length is the label. All methods run on the calling thread; the
-    app calls them from one worker thread only.
+    the token at start + length is the label. All methods run on the calling thread and
+    are meant for one thread at a time, with two exceptions that another thread may call
+    meanwhile: chunks(), and probe() where probes_beside_steps says so.
     """
 
     def __init__(self, *, enc, corpus, encoding: str, preset: str, gpt_cfg, train_cfg,
@@ -233,6 +234,16 @@ class Session:
         return self._gpt_cfg.vocab_size
 
     @property
+    def probes_beside_steps(self) -> bool:
+        """Whether probe() may run in another thread while a step, validation or nudge runs.
+
+        It waits only while the weights change, so a new window's bars need not wait for a
+        whole step. Not with dropout, where the probe's switch to eval mode would reach the
+        step's forward pass, and not on MPS, which is not safe across threads.
+        """
+        return self._gpt_cfg.dropout == 0 and self._device.type in ("cpu", "cuda")
+
+    @property
     def step_count(self) -> int:
         """Batch updates done so far (nudges are not counted)."""
         return self._trainer.step
@@ -341,8 +352,9 @@ class Session:
         context = self._check_ids(list(context_ids)[-self.block_size:])
         if label_id is not None:
             self._check_ids([label_id])
-        with self._out_of_memory("a probe"):
-            probs = next_token_probs(self._trainer.model, context, self._device)
+        trainer = self._trainer  # reset() may swap it meanwhile (see probes_beside_steps)
+        with self._out_of_memory("a probe"), trainer.weights_lock:
+            probs = next_token_probs(trainer.model, context, self._device)
         if not bool(torch.isfinite(probs).all()):
             raise TrainingDiverged(
                 "the model outputs NaN: reset it (r in the app) or load a good checkpoint")

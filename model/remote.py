@@ -34,7 +34,12 @@ It must be picklable: a module-level function, or a functools.partial of one."""
 
 # Session attributes that are properties: read, not called.
 _PROPERTIES = frozenset({"warnings", "n_tokens", "block_size", "vocab_size", "step_count",
-                         "dirty"})
+                         "dirty", "probes_beside_steps"})
+
+# Session calls that the child answers on a thread and a pipe of their own, without waiting
+# for the call in progress (a training step, say): chunks() reads token ids and the
+# tokenizer only; probe() is safe beside a step where probes_beside_steps says so.
+_SIDE_CALLS = ("chunks", "probe")
 
 
 class TrainingProcessError(NnioError):
@@ -44,9 +49,9 @@ class TrainingProcessError(NnioError):
 class RemoteSession:
     """Drives a Session in a child process; each call blocks until the child answers.
 
-    Any thread may call. Calls are served one at a time, in order, except chunks(): a
-    second thread in the child answers it at once, even while a training step runs (it
-    reads token ids and the tokenizer, never the model).
+    Any thread may call. Calls are served one at a time, in order, except chunks() and
+    probe(): each has a thread of its own in the child, which answers it at once, even
+    while a training step runs (see _SIDE_CALLS).
     """
 
     def __init__(self, opener: Opener, on_progress: Callable[[str, float], None] | None = None,
@@ -64,15 +69,16 @@ class RemoteSession:
         """
         self._log = log
         self._lock = threading.Lock()
-        self._chunk_lock = threading.Lock()
         self._closed = False
         # A plain child (python -c _CHILD) on inherited sockets rather than
         # multiprocessing's spawn, which would re-run the parent's main module. Its own
         # session keeps a terminal's hang-up and Ctrl+C away: the parent decides when it
         # saves, and if the parent dies, the child saves on its own.
         self._conn, child_conn = _pipe()
-        self._chunk_conn, child_chunk_conn = _pipe()
-        fds = (child_conn.fileno(), child_chunk_conn.fileno())
+        side = {name: _pipe() for name in _SIDE_CALLS}
+        self._side = {name: (ours, threading.Lock()) for name, (ours, _) in side.items()}
+        child_ends = [child_conn, *(theirs for _, theirs in side.values())]
+        fds = tuple(end.fileno() for end in child_ends)
         stderr = self._open_log()
         try:
             self._process = subprocess.Popen(
@@ -81,8 +87,8 @@ class RemoteSession:
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=stderr, start_new_session=True)
         finally:
-            child_conn.close()
-            child_chunk_conn.close()
+            for end in child_ends:
+                end.close()
             if stderr is not None and stderr != subprocess.DEVNULL:
                 stderr.close()
         try:
@@ -129,9 +135,12 @@ class RemoteSession:
 
     def chunks(self, start: int, stop: int):
         """Display chunks for corpus tokens [start, stop), without waiting for a step."""
-        with self._chunk_lock:
-            self._send(self._chunk_conn, (start, stop))
-            return self._reply(self._chunk_conn)
+        return self._side_call("chunks", start, stop)
+
+    def probe(self, start: int, length: int, k: int = 10):
+        """Session.probe, answered on a pipe of its own: without waiting for a call from
+        another thread, which is safe only where probes_beside_steps is True."""
+        return self._side_call("probe", start, length, k=k)
 
     def close(self, timeout: float = 10.0) -> None:
         """End the child and wait for it; it does not save, so call save() first.
@@ -157,12 +166,19 @@ class RemoteSession:
             self._process.kill()
             self._process.wait()
         self._conn.close()
-        self._chunk_conn.close()
+        for conn, _ in self._side.values():
+            conn.close()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self._send(self._conn, (name, args, kwargs))
             return self._reply(self._conn)
+
+    def _side_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        conn, lock = self._side[name]
+        with lock:
+            self._send(conn, (args, kwargs))
+            return self._reply(conn)
 
     def _send(self, conn: Connection, message: object) -> None:
         if self._closed:
@@ -211,7 +227,7 @@ def _pipe() -> tuple[Connection, Connection]:
     return Connection(ours.detach()), Connection(theirs.detach())
 
 
-def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
+def serve(opener: Opener, conn: Connection, side_conns: dict[str, Connection],
           threads: int | None = None) -> None:
     """The child's side: open the session, then answer calls until told to stop.
 
@@ -232,8 +248,9 @@ def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
         conn.send(("crash", _crash_line("opening the session")))
         return
     conn.send(("ok", session.n_tokens))
-    threading.Thread(target=_serve_chunks, args=(session, chunk_conn), daemon=True,
-                     name="chunks").start()
+    for name, side_conn in side_conns.items():
+        threading.Thread(target=_serve_side, args=(session, name, side_conn), daemon=True,
+                         name=name).start()
     while True:
         try:
             message = conn.recv()
@@ -259,20 +276,22 @@ def serve(opener: Opener, conn: Connection, chunk_conn: Connection,
             return
 
 
-def _serve_chunks(session, conn: Connection) -> None:
+def _serve_side(session, name: str, conn: Connection) -> None:
+    """Answer one kind of call (see _SIDE_CALLS) beside the main loop."""
+    call = getattr(session, name)
     while True:
         try:
-            start, stop = conn.recv()
+            args, kwargs = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            reply = ("ok", session.chunks(start, stop))
+            reply = ("ok", call(*args, **kwargs))
         except NnioError as error:
             reply = ("error", error)
         except Exception:  # noqa: BLE001 - as above
-            reply = ("crash", _crash_line("session.chunks"))
+            reply = ("crash", _crash_line(f"session.{name}"))
         try:
-            _send_reply(conn, reply, "chunks")
+            _send_reply(conn, reply, name)
         except OSError:  # the parent went away; the main loop saves
             return
 
@@ -321,8 +340,9 @@ def _main(argv: list[str]) -> None:
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-    conn, chunk_conn = (Connection(int(fd)) for fd in argv[:2])
-    serve(conn.recv(), conn, chunk_conn, int(argv[2]) or None)
+    n = 1 + len(_SIDE_CALLS)
+    conn, *side = (Connection(int(fd)) for fd in argv[:n])
+    serve(conn.recv(), conn, dict(zip(_SIDE_CALLS, side)), int(argv[n]) or None)
 
 
 # The child imports this very copy of the package: its folder goes first on sys.path, and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 
 import torch
@@ -92,6 +93,9 @@ class Trainer:
         self._optimizer: torch.optim.AdamW | None = None
         self._optimizer_state: dict[torch.nn.Parameter, dict] = {}  # applied when it is made
         self._good: list[torch.Tensor] | None = None
+        self.weights_lock = threading.Lock()
+        """Held while the weights change, so that a probe from another thread (one that
+        runs beside a step) sees the weights of one step, never a mix of two."""
 
     @property
     def optimizer(self) -> torch.optim.AdamW:
@@ -161,16 +165,18 @@ class Trainer:
         loss_value, norm_value = loss.item(), norm.item()
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
-            self._restore_good()
+            with self.weights_lock:
+                self._restore_good()
             raise TrainingDiverged(
                 f"the loss became {loss_value} at step {self.step}; kept the last good weights"
                 " - lower the learning rate (--lr) and continue")
         self._keep_good()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self._check_weights()
-        synchronize(self.device)
+        with self.weights_lock:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self._check_weights()
+            synchronize(self.device)
         tokens_per_s = idx.numel() / max(time.perf_counter() - t0, 1e-9)
         return loss_value, lr, tokens_per_s
 
@@ -260,7 +266,7 @@ class Trainer:
             raise TrainingDiverged("the model outputs NaN for this window; reset the model (r)")
         after = before
         lr = self.train_cfg.nudge_nats / max(sq_norm, 1e-12)
-        with torch.no_grad():
+        with torch.no_grad(), self.weights_lock:
             for _ in range(8):
                 torch._foreach_add_(params, grads, alpha=-lr)
                 after = self.label_logprob(idx, label).item()

@@ -148,6 +148,12 @@ class TrainingBridge:
     runs serve(), which does every session call and posts messages with complete snapshots.
     The session may be a model.remote.RemoteSession: the calls are the same, and close()
     ends its process once the run is saved.
+
+    While training runs, a window moved by a key is probed at once by a second thread, the
+    looker, where the session allows a probe beside a step (Session.probes_beside_steps):
+    otherwise its bars would wait for the step, and maybe a validation, to end. Every
+    command is numbered as it is sent, so that the window the last key chose wins whichever
+    thread gets to it first, and a probe that a newer one has overtaken is not posted.
     """
 
     PROBE_K = 32
@@ -178,14 +184,27 @@ class TrainingBridge:
         self._session = session
         self._open_session = open_session
         self._context = context
-        self._commands: deque[Command] = deque()
+        self._commands: deque[tuple[int, Command]] = deque()  # (number, command)
+        self._sent = 0  # commands numbered so far
         self._wakeup = threading.Condition()
         self._running = threading.Event()
         self._quit = threading.Event()
         self._idle = threading.Event()
+        # the window, the probes shown and their numbers: shared by the worker and the looker
+        self._state = threading.Lock()
         self._window = (0, 1)
+        self._window_number = 0  # of the command that chose the window
+        self._probes_started = 0
+        self._probe_posted = 0  # the number of the newest probe posted
         self._shown: Probe | None = None
         self._baseline: Probe | None = None
+        # the looker: the newest window waiting for it, and whether it has nothing to do
+        self._look: tuple[int, Look] | None = None
+        self._look_ready = threading.Condition()
+        self._looker: threading.Thread | None = None
+        self._looker_idle = threading.Event()
+        self._looker_idle.set()
+        self._looker_stop = False
         self._losses: deque[float] = deque(maxlen=self.HISTORY)
         self._val_losses: deque[float] = deque(maxlen=self.HISTORY)
         self._last: StepReport | None = None
@@ -196,10 +215,18 @@ class TrainingBridge:
 
     # -- UI thread -----------------------------------------------------------
     def send(self, command: Command) -> None:
-        """Queue a command for the worker."""
+        """Queue a command for the worker (a new window during training: for the looker)."""
         with self._wakeup:
+            self._sent += 1
+            if (isinstance(command, Look) and self._running.is_set()
+                    and self._looker is not None):
+                with self._look_ready:
+                    self._look = (self._sent, command)  # only the newest window matters
+                    self._looker_idle.clear()
+                    self._look_ready.notify()
+                return
             self._idle.clear()
-            self._commands.append(command)
+            self._commands.append((self._sent, command))
             self._wakeup.notify()
 
     def resume(self) -> None:
@@ -229,8 +256,8 @@ class TrainingBridge:
             self._wakeup.notify()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until the worker has handled every command and is paused (tests use this)."""
-        return self._idle.wait(timeout)
+        """Block until every command is handled and training is paused (tests use this)."""
+        return self._idle.wait(timeout) and self._looker_idle.wait(timeout)
 
     # -- worker thread -------------------------------------------------------
     def serve(self, cancelled: Callable[[], bool]) -> None:
@@ -242,8 +269,10 @@ class TrainingBridge:
         try:
             if not self._announced and not self._open(cancelled):
                 return
+            self._start_looker()
             self._loop(cancelled)
         finally:
+            self._stop_looker()
             self._idle.set()
 
     def _open(self, cancelled: Callable[[], bool]) -> bool:
@@ -293,11 +322,12 @@ class TrainingBridge:
                 if self._running.is_set():
                     if not was_running:
                         was_running = True
-                        self._baseline = self._shown
+                        with self._state:
+                            self._baseline = self._shown
                         self._last_post = 0.0
                         self._post(TrainingStarted())
-                    while (command := self._next(timeout=0)) is not None:
-                        self._handle(command)
+                    while (numbered := self._next(timeout=0)) is not None:
+                        self._handle(*numbered)
                     # after the keys, so a new window's probe does not wait for validation;
                     # then round again for the keys pressed while it ran
                     if self._eval_due:
@@ -313,9 +343,9 @@ class TrainingBridge:
                     self._post(TrainingProgress(self._snapshot()))
                     self._probe_and_post(self._baseline)
                     self._post(TrainingStopped())
-                command = self._next(timeout=0.05)
-                if command is not None:
-                    self._handle(command)
+                numbered = self._next(timeout=0.05)
+                if numbered is not None:
+                    self._handle(*numbered)
             except NnioError as error:
                 # A diverged step or a device error: keep the session, pause, tell the user.
                 self._running.clear()
@@ -326,7 +356,7 @@ class TrainingBridge:
                     self._post(TrainingStopped(str(error)))
                 self._post(CommandFailed(str(error)))
 
-    def _next(self, timeout: float) -> Command | None:
+    def _next(self, timeout: float) -> tuple[int, Command] | None:
         with self._wakeup:
             if not self._commands and timeout > 0:
                 if not self._running.is_set() and not self._quit.is_set():
@@ -334,34 +364,36 @@ class TrainingBridge:
                 self._wakeup.wait(timeout)
             if not self._commands:
                 return None
-            command = self._commands.popleft()
+            numbered = self._commands.popleft()
             # Held arrow keys queue many windows; only the newest needs a probe.
-            while isinstance(command, Look) and self._commands and isinstance(
-                self._commands[0], Look
+            while isinstance(numbered[1], Look) and self._commands and isinstance(
+                self._commands[0][1], Look
             ):
-                command = self._commands.popleft()
-            return command
+                numbered = self._commands.popleft()
+            return numbered
 
-    def _handle(self, command: Command) -> None:
+    def _handle(self, number: int, command: Command) -> None:
         session = self._session
         assert session is not None
         match command:
             case Look(start, length):
-                self._window = (start, length)
-                self._probe_and_post(before=None)
+                if self._choose_window((start, length), number):
+                    self._probe_and_post(before=None)
             case NewWindow(length):
                 start = session.random_window(length)
-                self._window = (start, length)
-                self._post(WindowChosen(start, length))
-                self._probe_and_post(before=None)
+                # a window keyed after this command already won: the app stays there
+                if self._choose_window((start, length), number):
+                    self._post(WindowChosen(start, length))
+                    self._probe_and_post(before=None)
             case Step():
                 before = self._shown
                 self._record(session.step())
                 self._post(TrainingProgress(self._snapshot()))
                 self._probe_and_post(before)
             case Nudge(start, length):
-                if (start, length) != self._window:
-                    self._window = (start, length)
+                with self._state:
+                    moved = (start, length) != self._window
+                if moved and self._choose_window((start, length), number):
                     self._probe_and_post(before=None)
                 before = self._shown
                 report = session.nudge(start, length)
@@ -393,9 +425,7 @@ class TrainingBridge:
         if now - self._last_post >= self.POST_EVERY_S:
             self._last_post = now
             # probe first, then post both together: the UI repaints once for the pair
-            ready = self._probe(self._baseline)
-            self._post(TrainingProgress(self._snapshot()))
-            self._post(ready)
+            self._probe_and_post(self._baseline, first=TrainingProgress(self._snapshot()))
 
     def _record(self, report: StepReport, *, later: bool = False) -> None:
         """Keep a step's loss, and validate every EVAL_EVERY steps.
@@ -440,23 +470,84 @@ class TrainingBridge:
             dirty=self._session.dirty,
         )
 
-    def _probe_and_post(self, before: Probe | None) -> None:
-        self._post(self._probe(before))
+    def _choose_window(self, window: tuple[int, int], number: int) -> bool:
+        """Make window the current one, unless a command sent after this one chose another."""
+        with self._state:
+            if number < self._window_number:
+                return False
+            self._window, self._window_number = window, number
+            return True
 
-    def _probe(self, before: Probe | None) -> ProbeReady:
-        """Probe the current window; before is the probe to compare with, if still the same."""
+    def _probe_and_post(self, before: Probe | None, first: Message | None = None) -> None:
+        """Probe the current window and post it, after first if given.
+
+        Args:
+            before: the probe to compare with, if it is of the same window.
+            first: a message to post just before the probe (even if the probe is not
+                posted), so the UI repaints once for both.
+
+        The probe is not posted if, while it ran, another thread posted a newer probe or a
+        newer window was chosen (whose own probe is then on its way).
+        """
         assert self._session is not None
-        start, length = self._window
+        with self._state:
+            start, length = self._window
+            self._probes_started += 1
+            number = self._probes_started
         probe = self._session.probe(start, length, k=self.PROBE_K)
-        if before is not None and before.context_ids != probe.context_ids:
-            before = None
-        if self._shown is None or self._shown.context_ids != probe.context_ids:
-            self._baseline = probe if self._running.is_set() else None
-        self._shown = probe
-        return ProbeReady(start, length, probe, before)
+        with self._state:  # posted under the lock: the UI gets probes in the order they began
+            if first is not None:
+                self._post(first)
+            if number < self._probe_posted or (start, length) != self._window:
+                return
+            self._probe_posted = number
+            if before is not None and before.context_ids != probe.context_ids:
+                before = None
+            if self._shown is None or self._shown.context_ids != probe.context_ids:
+                self._baseline = probe if self._running.is_set() else None
+            self._shown = probe
+            self._post(ProbeReady(start, length, probe, before))
+
+    # -- looker thread -------------------------------------------------------
+    def _look_loop(self) -> None:
+        """Probe each window sent during training as it comes, beside the worker's step."""
+        while True:
+            with self._look_ready:
+                while self._look is None and not self._looker_stop:
+                    self._looker_idle.set()
+                    self._look_ready.wait()
+                if self._looker_stop:
+                    return
+                (number, look), self._look = self._look, None
+            try:
+                if self._choose_window((look.start, look.length), number):
+                    self._probe_and_post(before=None)
+            except Exception as error:  # noqa: BLE001 - the looker must live on
+                # the worker meets the same trouble at its next probe, and reports it its way
+                self._post(CommandFailed(str(error)))
+
+    def _start_looker(self) -> None:
+        assert self._session is not None
+        if self._looker is None and self._session.probes_beside_steps:
+            self._looker_stop = False
+            self._looker = threading.Thread(target=self._look_loop, daemon=True,
+                                            name="nnio-looker")
+            self._looker.start()
+
+    def _stop_looker(self) -> None:
+        """End the looker; a window it had not yet taken is dropped (the app is closing)."""
+        looker, self._looker = self._looker, None  # send() queues for the worker from now
+        with self._look_ready:
+            self._looker_stop = True
+            self._look = None
+            self._look_ready.notify()
+        if looker is not None:
+            looker.join(10)
+        self._looker_idle.set()
 
     def _close(self) -> None:
         assert self._session is not None
+        self._stop_looker()  # before the session closes under a probe of its
         saved: Path | None = None
         try:
             if self._session.dirty:

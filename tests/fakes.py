@@ -115,6 +115,10 @@ class FakeSession:
     def dirty(self) -> bool:
         return self._dirty
 
+    @property
+    def probes_beside_steps(self) -> bool:
+        return True
+
     def token_ids(self, start: int, stop: int) -> list[int]:
         return [TOKENS[i % len(TOKENS)][0] for i in range(start, min(stop, self._n_tokens))]
 

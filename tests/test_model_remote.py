@@ -72,12 +72,25 @@ def test_progress_reaches_the_parent(tmp_path):
     assert progress and all(0.0 <= f <= 1.0 for _, f in progress)
 
 
-def test_chunks_are_answered_while_a_call_runs(remote):
+def test_chunks_and_probes_are_answered_while_a_call_runs(remote):
+    assert remote.probes_beside_steps
+    before = remote.probe(5, 8, k=3)
     # a long call is in flight on the main pipe...
     with remote._lock:
         remote._conn.send(("train", (10**6,), {}))
         assert remote.chunks(0, 3) == remote.chunks(0, 3)
-        # ...and chunks came back before it ended
+        changed = []
+
+        def probe_until_changed():
+            while (probe := remote.probe(5, 8, k=3)) == before:
+                pass
+            changed.append(probe)  # the weights moved: training runs meanwhile
+
+        prober = threading.Thread(target=probe_until_changed, daemon=True)
+        prober.start()
+        prober.join(60)
+        assert changed
+        # ...and both came back before it ended
         assert not remote._conn.poll()
     remote.close(timeout=0)
 
@@ -87,7 +100,8 @@ def test_a_parent_that_goes_away_leaves_its_training_saved(remote, tmp_path):
     remote.step()
     # the parent ends without a word: the child sees the pipe close
     remote._conn.close()
-    remote._chunk_conn.close()
+    for conn, _ in remote._side.values():
+        conn.close()
     assert remote._process.wait(60) == 0
     assert Session.load(tmp_path / "run.safetensors").step_count == 2
 

@@ -3,6 +3,7 @@
 import math
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -90,3 +91,45 @@ def test_importing_the_api_does_not_import_torch_or_ui():
     code = "import sys, model.api; print(sorted({'torch','textual','rich'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_probe_beside_a_step_sees_the_weights_of_one_step(tmp_path):
+    # The app's looker probes a new window while the worker's step runs; the probe may
+    # overlap the forward and backward passes, never the update that changes the weights.
+    session = Session.open(preset="tiny", device="cpu", seed=0,
+                           checkpoint=str(tmp_path / "run.safetensors"))
+    assert session.probes_beside_steps
+    for _ in range(3):  # past the first, tiny learning rates of the warmup
+        session.step()
+    optimizer = session._trainer.optimizer
+    in_update, release = threading.Event(), threading.Event()
+    real_step = optimizer.step
+
+    def held_step(*args, **kwargs):
+        in_update.set()
+        release.wait(30)
+        return real_step(*args, **kwargs)
+
+    optimizer.step = held_step
+    before = session.probe(5, 8, k=3)
+    stepper = threading.Thread(target=session.step, daemon=True)
+    stepper.start()
+    assert in_update.wait(60)
+    beside = []
+    prober = threading.Thread(target=lambda: beside.append(session.probe(5, 8, k=3)),
+                              daemon=True)
+    prober.start()
+    prober.join(0.5)  # unguarded, it would be done by now, with the old weights
+    release.set()
+    stepper.join(60)
+    prober.join(60)
+    after = session.probe(5, 8, k=3)
+    assert after.label.prob != before.label.prob
+    assert beside == [after]
+
+
+def test_no_probes_beside_steps_with_dropout(tmp_path):
+    # the probe's switch to eval mode would turn dropout off in the step's forward pass
+    session = Session.open(preset="tiny", device="cpu", seed=0, overrides={"dropout": 0.1},
+                           checkpoint=str(tmp_path / "run.safetensors"))
+    assert not session.probes_beside_steps

@@ -6,8 +6,8 @@ import contextlib
 import threading
 import time
 
-from nnio_tui.messages import SessionOpened, TrainingProgress
-from nnio_tui.training import Look, TrainingBridge
+from nnio_tui.messages import ProbeReady, SessionOpened, TrainingProgress
+from nnio_tui.training import Look, Step, TrainingBridge
 from tests.fakes import FakeSession
 
 
@@ -135,3 +135,59 @@ def test_quitting_while_the_session_opens_ends_the_open():
         assert wait_for(lambda: len(reports) > 5)
     assert len(reports) < 1000
     assert not any(isinstance(m, SessionOpened) for m in posted)
+
+
+def probed_starts(posted: list) -> list[int]:
+    return [m.start for m in posted if isinstance(m, ProbeReady)]
+
+
+def test_a_window_moved_during_a_step_is_probed_before_the_step_ends():
+    fake = FakeSession()
+    posted: list = []
+    bridge = TrainingBridge(posted.append, session=fake)
+    with serving(bridge):
+        try:
+            assert bridge.wait_idle(5)
+            fake.gate.clear()
+            bridge.resume()
+            assert fake.in_step.wait(5)
+            bridge.send(Look(7, 4))
+            assert wait_for(lambda: 7 in probed_starts(posted))
+            assert fake.in_step.is_set() and not fake.gate.is_set()  # the step still runs
+        finally:
+            fake.gate.set()
+
+
+def test_the_last_window_sent_wins_whichever_thread_gets_it():
+    # The looker is held in a probe of window 5 while a key sends window 7 (left for the
+    # looker), training pauses and a key sends window 9 (for the worker, which gets there
+    # first). Neither the probe of 5 nor window 7 may be shown after 9.
+    fake = FakeSession()
+    posted: list = []
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lookers_first_probe(name):
+        if threading.current_thread().name == "nnio-looker" and not held.is_set():
+            held.set()
+            release.wait(5)
+
+    log_calls(fake, "probe", before=hold_the_lookers_first_probe)
+    bridge = TrainingBridge(posted.append, session=fake)
+    with serving(bridge):
+        try:
+            assert bridge.wait_idle(5)
+            bridge.resume()
+            bridge.send(Look(5, 4))
+            assert held.wait(5)
+            bridge.send(Look(7, 4))
+            bridge.pause()
+            bridge.send(Look(9, 4))
+            assert wait_for(lambda: 9 in probed_starts(posted))
+        finally:
+            release.set()
+        assert bridge.wait_idle(5)
+        bridge.send(Step())  # the worker's own probes are of window 9 too
+        assert bridge.wait_idle(5)
+    starts = probed_starts(posted)
+    assert 7 not in starts
+    assert starts[starts.index(9):] == [9, 9]
