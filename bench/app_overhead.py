@@ -14,8 +14,9 @@ Headless training validates every TrainingBridge.EVAL_EVERY steps, as the app (a
 
 Latency is timed from posting the key to the driver until a widget renders the new window:
 - "window": ContextWindow draws the slid window (the UI's own work),
-- "probe" (every 5th press): NextTokenBars draws the probe of the new window; the worker
-  finishes its current step first, so this is bounded by one training step, not by the UI.
+- "probe" (every 5th press): NextTokenBars draws the probe of the new window, which the
+  bridge's looker probes beside the running step (bench/probe_latency.py times that part
+  alone, and compares it with waiting for the step).
 """
 
 from __future__ import annotations

@@ -169,6 +169,11 @@ class TrainingBridge:
     # So no thread cap and no sleep by default.
     YIELD_S = 0.0
     """Sleep after each continuous-training step, to leave the UI a gap; 0 means no sleep."""
+    # bench/probe_latency.py, 2 cores, cpu preset, a key every 0.2 s on average while
+    # training: a new window's probe was posted after p50 ~15 ms beside the step, ~110 ms
+    # when it waited for the step.
+    PROBE_BESIDE = True
+    """Probe windows sent during training beside the step (the looker); False: after it."""
 
     def __init__(
         self,
@@ -218,7 +223,7 @@ class TrainingBridge:
         """Queue a command for the worker (a new window during training: for the looker)."""
         with self._wakeup:
             self._sent += 1
-            if (isinstance(command, Look) and self._running.is_set()
+            if (isinstance(command, Look) and self._running.is_set() and self.PROBE_BESIDE
                     and self._looker is not None):
                 with self._look_ready:
                     self._look = (self._sent, command)  # only the newest window matters
