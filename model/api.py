@@ -353,7 +353,7 @@ class Session:
         if label_id is not None:
             self._check_ids([label_id])
         trainer = self._trainer  # reset() may swap it meanwhile (see probes_beside_steps)
-        with self._out_of_memory("a probe"), trainer.weights_lock:
+        with self._out_of_memory("a probe", makes_grads=False), trainer.weights_lock:
             probs = next_token_probs(trainer.model, context, self._device)
         if not bool(torch.isfinite(probs).all()):
             raise TrainingDiverged(
@@ -495,18 +495,20 @@ class Session:
             self._loss_log, self._val_log = [], []
 
     @contextlib.contextmanager
-    def _out_of_memory(self, what: str):
+    def _out_of_memory(self, what: str, *, makes_grads: bool = True):
         """Turn torch's out-of-memory error into a DeviceError; the model is left as it was.
 
         model/train.py checks the loss only after backward, so an OOM there happens before
         optimizer.step: the weights and AdamW moments are untouched, only grads are dropped.
+        Work that makes no gradients (a probe, which may run beside a step) leaves them be.
         """
         import torch
 
         try:
             yield
         except torch.OutOfMemoryError:
-            self._trainer.model.zero_grad(set_to_none=True)
+            if makes_grads:
+                self._trainer.model.zero_grad(set_to_none=True)
             if self._device.type == "cuda":
                 torch.cuda.empty_cache()
             raise DeviceError(

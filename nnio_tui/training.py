@@ -191,6 +191,7 @@ class TrainingBridge:
         self._context = context
         self._commands: deque[tuple[int, Command]] = deque()  # (number, command)
         self._sent = 0  # commands numbered so far
+        self._window_sent = 0  # the number of the newest Look or Nudge sent
         self._wakeup = threading.Condition()
         self._running = threading.Event()
         self._quit = threading.Event()
@@ -210,6 +211,7 @@ class TrainingBridge:
         self._looker_idle = threading.Event()
         self._looker_idle.set()
         self._looker_stop = False
+        self._beside = False  # the session's probes_beside_steps, read once it is open
         self._losses: deque[float] = deque(maxlen=self.HISTORY)
         self._val_losses: deque[float] = deque(maxlen=self.HISTORY)
         self._last: StepReport | None = None
@@ -223,6 +225,8 @@ class TrainingBridge:
         """Queue a command for the worker (a new window during training: for the looker)."""
         with self._wakeup:
             self._sent += 1
+            if isinstance(command, Look | Nudge):
+                self._window_sent = self._sent
             if (isinstance(command, Look) and self._running.is_set() and self.PROBE_BESIDE
                     and self._looker is not None):
                 with self._look_ready:
@@ -261,7 +265,10 @@ class TrainingBridge:
             self._wakeup.notify()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every command is handled and training is paused (tests use this)."""
+        """Block until every command is handled and training is paused (tests use this).
+
+        It waits for the worker, then for the looker: up to twice timeout in all.
+        """
         return self._idle.wait(timeout) and self._looker_idle.wait(timeout)
 
     # -- worker thread -------------------------------------------------------
@@ -309,6 +316,7 @@ class TrainingBridge:
         self._losses.extend(losses)
         self._val_losses.extend(val_losses)
         self._last_val = val_losses[-1] if val_losses else None
+        self._beside = session.probes_beside_steps
         corpus = CorpusView(session, lambda line: self._post(CommandFailed(line)))
         self._post(SessionOpened(session.info(), corpus, 0, length))
         self._post(TrainingProgress(self._snapshot()))
@@ -385,9 +393,12 @@ class TrainingBridge:
                 if self._choose_window((start, length), number):
                     self._probe_and_post(before=None)
             case NewWindow(length):
-                start = session.random_window(length)
-                # a window keyed after this command already won: the app stays there
-                if self._choose_window((start, length), number):
+                with self._wakeup:
+                    # a window keyed after this command wins: the app stays there
+                    later = self._window_sent > number
+                if not later:
+                    start = session.random_window(length)
+                    self._choose_window((start, length), number)
                     self._post(WindowChosen(start, length))
                     self._probe_and_post(before=None)
             case Step():
@@ -527,13 +538,16 @@ class TrainingBridge:
             try:
                 if self._choose_window((look.start, look.length), number):
                     self._probe_and_post(before=None)
-            except Exception as error:  # noqa: BLE001 - the looker must live on
-                # the worker meets the same trouble at its next probe, and reports it its way
-                self._post(CommandFailed(str(error)))
+            except Exception:  # noqa: BLE001 - the worker reports it, as it would alone
+                # The worker takes the window over: its probe meets the same trouble and
+                # reports it its usual way (an error pauses training; a bug is not hidden).
+                with self._wakeup:
+                    self._idle.clear()
+                    self._commands.append((number, look))
+                    self._wakeup.notify()
 
     def _start_looker(self) -> None:
-        assert self._session is not None
-        if self._looker is None and self._session.probes_beside_steps:
+        if self._looker is None and self._beside:
             self._looker_stop = False
             self._looker = threading.Thread(target=self._look_loop, daemon=True,
                                             name="nnio-looker")
@@ -541,7 +555,8 @@ class TrainingBridge:
 
     def _stop_looker(self) -> None:
         """End the looker; a window it had not yet taken is dropped (the app is closing)."""
-        looker, self._looker = self._looker, None  # send() queues for the worker from now
+        with self._wakeup:  # send() queues for the worker from now
+            looker, self._looker = self._looker, None
         with self._look_ready:
             self._looker_stop = True
             self._look = None

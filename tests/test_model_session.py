@@ -133,3 +133,23 @@ def test_no_probes_beside_steps_with_dropout(tmp_path):
     session = Session.open(preset="tiny", device="cpu", seed=0, overrides={"dropout": 0.1},
                            checkpoint=str(tmp_path / "run.safetensors"))
     assert not session.probes_beside_steps
+
+
+def test_a_probe_that_runs_out_of_memory_leaves_the_steps_gradients(tmp_path, monkeypatch):
+    # a probe beside a step must not drop the gradients that step is making
+    import torch
+
+    import model.sample
+
+    session = Session.open(preset="tiny", device="cpu", seed=0,
+                           checkpoint=str(tmp_path / "run.safetensors"))
+    weight = session._trainer.model.lm_weight
+    weight.grad = torch.ones_like(weight)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model.sample, "next_token_probs", out_of_memory)
+    with pytest.raises(DeviceError, match="ran out of memory during a probe"):
+        session.probe(5, 8)
+    assert weight.grad is not None and bool((weight.grad == 1).all())
