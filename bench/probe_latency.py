@@ -37,8 +37,8 @@ def child(worker: str, preset: str, presses: int, rounds: int, gap: float) -> di
     from nnio_tui.messages import ProbeReady
     from nnio_tui.training import Look, TrainingBridge
 
-    options = dict(corpus=None, preset=preset, device="cpu",
-                   checkpoint=f"{tempfile.mkdtemp()}/run.safetensors")
+    options = {"corpus": None, "preset": preset, "device": "cpu",
+               "checkpoint": f"{tempfile.mkdtemp()}/run.safetensors"}
     if worker == "process":
         from model.remote import RemoteSession, open_new
 
