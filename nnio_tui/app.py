@@ -287,7 +287,7 @@ class NnioApp(App[int]):
         self.notify(f"saved checkpoint to {message.path}")
 
     def on_command_failed(self, message: messages.CommandFailed) -> None:
-        self.notify(message.error, title="paused", severity="error")
+        self.notify(message.error, title=message.title, severity="error")
 
     @on(TokenChunks.TokenClicked)
     def make_label(self, message: TokenChunks.TokenClicked) -> None:

@@ -147,3 +147,5 @@ class CommandFailed(Message):
     """A command failed with a user-facing error; training is paused and the app stays usable."""
 
     error: str
+    title: str = "paused"
+    """What the notification is headed: what happened to training, or what could not be done."""

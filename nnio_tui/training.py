@@ -317,7 +317,8 @@ class TrainingBridge:
         self._val_losses.extend(val_losses)
         self._last_val = val_losses[-1] if val_losses else None
         self._beside = session.probes_beside_steps
-        corpus = CorpusView(session, lambda line: self._post(CommandFailed(line)))
+        corpus = CorpusView(
+            session, lambda line: self._post(CommandFailed(line, title="cannot show the tokens")))
         self._post(SessionOpened(session.info(), corpus, 0, length))
         self._post(TrainingProgress(self._snapshot()))
         self._probe_and_post(before=None)
