@@ -11,7 +11,7 @@ from textual.message import Message
 from model.api import NudgeReport, Probe, Sampled, SessionInfo
 
 if TYPE_CHECKING:
-    from nnio_tui.training import CorpusView
+    from nnio_tui.corpus_view import CorpusView
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from textual.widgets import Sparkline
 from model.api import CorpusError
 from nnio_tui import messages
 from nnio_tui.app import NnioApp
-from nnio_tui.training import CorpusView
+from nnio_tui.corpus_view import CorpusView
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.token_chunks import TokenChunks

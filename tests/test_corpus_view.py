@@ -1,7 +1,7 @@
 """CorpusView: the UI's cached read of the corpus chunks."""
 
 from model.remote import TrainingProcessError
-from nnio_tui.training import CorpusView
+from nnio_tui.corpus_view import CorpusView
 from tests.fakes import FakeSession
 
 

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.api import Chunk
-from nnio_tui.training import CorpusView
+from nnio_tui.corpus_view import CorpusView
 
 PAGE = 256
 MAX_PAGES = 64
