@@ -419,10 +419,17 @@ class TrainingBridge:
         self._val_losses.append(val)
 
     def _snapshot(self, step: int | None = None) -> TrainingSnapshot:
+        """What the loss panel shows; it never raises, as the error path posts one too."""
         assert self._session is not None
         last = self._last
-        if step is None:
-            step = last.step if last is not None else self._session.info().step
+        try:
+            if step is None:
+                step = last.step if last is not None else self._session.info().step
+            dirty = self._session.dirty
+        except NnioError:
+            # the session cannot answer (its process has died): say what this side knows
+            step = step if step is not None else (last.step if last is not None else 0)
+            dirty = True
         return TrainingSnapshot(
             step=step,
             loss=last.loss if last else (self._losses[-1] if self._losses else None),
@@ -432,7 +439,7 @@ class TrainingBridge:
             losses=tuple(self._losses),
             val_losses=tuple(self._val_losses),
             running=self._running.is_set(),
-            dirty=self._session.dirty,
+            dirty=dirty,
         )
 
     def _choose_window(self, window: tuple[int, int], number: int) -> bool:

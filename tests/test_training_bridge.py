@@ -7,6 +7,7 @@ import threading
 import time
 
 from model.api import TrainingDiverged
+from model.remote import TrainingProcessError
 from nnio_tui.messages import (
     CommandFailed,
     ProbeReady,
@@ -248,3 +249,49 @@ def test_a_probe_the_looker_cannot_make_is_reported_once_by_the_worker():
         assert not bridge.running
     failures = [m for m in posted if isinstance(m, CommandFailed)]
     assert [m.error for m in failures] == ["the model outputs NaN: reset it"]
+
+
+class DyingSession(FakeSession):
+    """A session whose training process dies when told to: every call then fails."""
+
+    dead = False
+
+    def _check(self):
+        if self.dead:
+            raise TrainingProcessError("the training process was killed by signal 9")
+
+    @property
+    def dirty(self) -> bool:
+        self._check()
+        return super().dirty
+
+    def info(self):
+        self._check()
+        return super().info()
+
+    def step(self):
+        self._check()
+        return super().step()
+
+    def probe(self, *args, **kwargs):
+        self._check()
+        return super().probe(*args, **kwargs)
+
+
+def test_a_training_process_that_dies_while_training_pauses_the_loss_panel_too():
+    fake = DyingSession()
+    posted: list = []
+    bridge = TrainingBridge(posted.append, session=fake)
+    with serving(bridge) as worker:
+        assert bridge.wait_idle(5)
+        bridge.resume()
+        assert wait_for(lambda: fake._step >= 2)
+        fake.dead = True
+        assert wait_for(lambda: any(isinstance(m, TrainingStopped) for m in posted))
+        assert bridge.wait_idle(5)
+        assert worker.is_alive()  # the worker lives on: the next key gets a one-line error
+        fake.dead = False  # so that quitting can save
+    last = [m.snapshot for m in posted if isinstance(m, TrainingProgress)][-1]
+    assert not last.running and last.dirty
+    assert [m.error for m in posted if isinstance(m, CommandFailed)] == [
+        "the training process was killed by signal 9"]
