@@ -35,7 +35,8 @@ def child(worker: str, preset: str, presses: int, rounds: int, gap: float) -> di
     """Runs in a subprocess of its own: returns latencies (ms) and step times (s) per segment."""
     sys.path.insert(0, str(ROOT))
     from nnio_tui.messages import ProbeReady
-    from nnio_tui.training import Look, TrainingBridge
+    from nnio_tui.training import TrainingBridge
+    from nnio_tui.training_commands import Look
 
     options = {"corpus": None, "preset": preset, "device": "cpu",
                "checkpoint": f"{tempfile.mkdtemp()}/run.safetensors"}

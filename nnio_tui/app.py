@@ -23,19 +23,11 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from model.api import Chunk, NudgeReport, Probe, Sampled, Session, SessionInfo
 from nnio_tui import messages
+from nnio_tui.corpus_view import CorpusView
 from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
 from nnio_tui.messages import TrainingSnapshot
-from nnio_tui.training import (
-    CorpusView,
-    Look,
-    NewWindow,
-    Nudge,
-    Reset,
-    Sample,
-    Save,
-    Step,
-    TrainingBridge,
-)
+from nnio_tui.training import TrainingBridge
+from nnio_tui.training_commands import Look, NewWindow, Nudge, Reset, Sample, Save, Step
 from nnio_tui.widgets.confirm_reset import ConfirmReset
 from nnio_tui.widgets.context_window import ContextWindow, pct
 from nnio_tui.widgets.help_screen import HelpScreen

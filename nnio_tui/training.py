@@ -6,13 +6,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from textual.message import Message
 
 from model.api import NnioError, Probe, Session, StepReport
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.looker import Looker
 from nnio_tui.messages import (
     CheckpointSaved,
     CommandFailed,
@@ -30,59 +30,19 @@ from nnio_tui.messages import (
     TrainingStopped,
     WindowChosen,
 )
+from nnio_tui.training_commands import (
+    Command,
+    Look,
+    NewWindow,
+    Nudge,
+    Reset,
+    Sample,
+    Save,
+    Step,
+)
 
 OpenSession = Callable[[Callable[[str, float], None]], Session]
 """Builds the session in the worker thread, reporting (what, fraction) as it goes."""
-
-
-@dataclass(frozen=True)
-class Look:
-    """Probe this window (it became the current one)."""
-
-    start: int
-    length: int
-
-
-@dataclass(frozen=True)
-class Step:
-    """One batch update."""
-
-
-@dataclass(frozen=True)
-class Nudge:
-    """One update on this window only."""
-
-    start: int
-    length: int
-
-
-@dataclass(frozen=True)
-class NewWindow:
-    """Pick a random window of this length."""
-
-    length: int
-
-
-@dataclass(frozen=True)
-class Sample:
-    """Draw the next token after this window."""
-
-    start: int
-    length: int
-    temperature: float = 1.0
-
-
-@dataclass(frozen=True)
-class Save:
-    """Write a checkpoint."""
-
-
-@dataclass(frozen=True)
-class Reset:
-    """Fresh random weights, step 0."""
-
-
-Command = Look | Step | Nudge | NewWindow | Sample | Save | Reset
 
 
 class OpenCancelled(Exception):
@@ -152,13 +112,7 @@ class TrainingBridge:
         self._probe_posted = 0  # the number of the newest probe posted
         self._shown: Probe | None = None
         self._baseline: Probe | None = None
-        # the looker: the newest window waiting for it, and whether it has nothing to do
-        self._look: tuple[int, Look] | None = None
-        self._look_ready = threading.Condition()
-        self._looker: threading.Thread | None = None
-        self._looker_idle = threading.Event()
-        self._looker_idle.set()
-        self._looker_stop = False
+        self._looker: Looker | None = None  # while the session allows it (see _start_looker)
         self._beside = False  # the session's probes_beside_steps, read once it is open
         self._losses: deque[float] = deque(maxlen=self.HISTORY)
         self._val_losses: deque[float] = deque(maxlen=self.HISTORY)
@@ -177,10 +131,7 @@ class TrainingBridge:
                 self._window_sent = self._sent
             if (isinstance(command, Look) and self._running.is_set() and self.PROBE_BESIDE
                     and self._looker is not None):
-                with self._look_ready:
-                    self._look = (self._sent, command)  # only the newest window matters
-                    self._looker_idle.clear()
-                    self._look_ready.notify()
+                self._looker.offer(self._sent, command)
                 return
             self._idle.clear()
             self._commands.append((self._sent, command))
@@ -217,7 +168,8 @@ class TrainingBridge:
 
         It waits for the worker, then for the looker: up to twice timeout in all.
         """
-        return self._idle.wait(timeout) and self._looker_idle.wait(timeout)
+        looker = self._looker
+        return self._idle.wait(timeout) and (looker is None or looker.idle.wait(timeout))
 
     # -- worker thread -------------------------------------------------------
     def serve(self, cancelled: Callable[[], bool]) -> None:
@@ -481,45 +433,30 @@ class TrainingBridge:
             self._post(ProbeReady(start, length, probe, before))
 
     # -- looker thread -------------------------------------------------------
-    def _look_loop(self) -> None:
-        """Probe each window sent during training as it comes, beside the worker's step."""
-        while True:
-            with self._look_ready:
-                while self._look is None and not self._looker_stop:
-                    self._looker_idle.set()
-                    self._look_ready.wait()
-                if self._looker_stop:
-                    return
-                (number, look), self._look = self._look, None
-            try:
-                if self._choose_window((look.start, look.length), number):
-                    self._probe_and_post(before=None)
-            except Exception:  # noqa: BLE001 - the worker reports it, as it would alone
-                # The worker takes the window over: its probe meets the same trouble and
-                # reports it its usual way (an error pauses training; a bug is not hidden).
-                with self._wakeup:
-                    self._idle.clear()
-                    self._commands.append((number, look))
-                    self._wakeup.notify()
+    def _look_now(self, number: int, look: Look) -> None:
+        """Probe a window sent during training, on the looker's thread."""
+        try:
+            if self._choose_window((look.start, look.length), number):
+                self._probe_and_post(before=None)
+        except Exception:  # noqa: BLE001 - the worker reports it, as it would alone
+            # The worker takes the window over: its probe meets the same trouble and
+            # reports it its usual way (an error pauses training; a bug is not hidden).
+            with self._wakeup:
+                self._idle.clear()
+                self._commands.append((number, look))
+                self._wakeup.notify()
 
     def _start_looker(self) -> None:
         if self._looker is None and self._beside:
-            self._looker_stop = False
-            self._looker = threading.Thread(target=self._look_loop, daemon=True,
-                                            name="nnio-looker")
+            self._looker = Looker(self._look_now)
             self._looker.start()
 
     def _stop_looker(self) -> None:
         """End the looker; a window it had not yet taken is dropped (the app is closing)."""
         with self._wakeup:  # send() queues for the worker from now
             looker, self._looker = self._looker, None
-        with self._look_ready:
-            self._looker_stop = True
-            self._look = None
-            self._look_ready.notify()
         if looker is not None:
-            looker.join(10)
-        self._looker_idle.set()
+            looker.stop()
 
     def _close(self) -> None:
         assert self._session is not None

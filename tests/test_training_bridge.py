@@ -8,6 +8,7 @@ import time
 
 from model.api import TrainingDiverged
 from model.remote import TrainingProcessError
+from nnio_tui.looker import Looker
 from nnio_tui.messages import (
     CommandFailed,
     ProbeReady,
@@ -16,7 +17,8 @@ from nnio_tui.messages import (
     TrainingStopped,
     WindowChosen,
 )
-from nnio_tui.training import Look, NewWindow, Step, TrainingBridge
+from nnio_tui.training import TrainingBridge
+from nnio_tui.training_commands import Look, NewWindow, Step
 from tests.fakes import FakeSession
 
 
@@ -295,3 +297,28 @@ def test_a_training_process_that_dies_while_training_pauses_the_loss_panel_too()
     assert not last.running and last.dirty
     assert [m.error for m in posted if isinstance(m, CommandFailed)] == [
         "the training process was killed by signal 9"]
+
+
+def test_the_looker_probes_only_the_newest_window_waiting():
+    # keys held down offer windows faster than they can be probed
+    seen: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def look(number, window):
+        seen.append(window.start)
+        started.set()
+        release.wait(5)
+
+    looker = Looker(look)
+    looker.start()
+    try:
+        looker.offer(1, Look(1, 4))
+        assert started.wait(5)
+        looker.offer(2, Look(2, 4))
+        looker.offer(3, Look(3, 4))
+        release.set()
+        assert looker.idle.wait(5)
+    finally:
+        release.set()
+        looker.stop()
+    assert seen == [1, 3]
