@@ -8,6 +8,9 @@ Each variant runs in its own subprocess, so its peak memory is its own.
   fused AdamW (model/train.py).
 - plain: the same GPT and AdamW (fused), bf16 autocast, full logits + F.cross_entropy.
 - plain compiled: the same, with torch.compile on the model (skipped where unavailable).
+- ours probed: ours, with a second thread probing a window every 50 ms meanwhile, as the
+  app's looker does while keys are held (nnio_tui/looker.py): what the probes cost a step,
+  and how long one takes beside it.
 - tiny: Session.step of the tiny preset, steps per second (per-step overhead).
 """
 
@@ -30,7 +33,7 @@ import torch
 from model.device import synchronize
 dev = torch.device(device)
 overrides = {"batch_size": batch}
-if variant in ("ours", "tiny"):
+if variant in ("ours", "ours-probed", "tiny"):
     from model.api import Session
     s = Session.open(None, preset=preset, device=device, overrides=overrides,
                      checkpoint="/nonexistent/never-saved.safetensors")
@@ -65,14 +68,33 @@ for _ in range(3):
 synchronize(dev)
 if dev.type == "cuda":
     torch.cuda.reset_peak_memory_stats(dev)
+probe_ms, done = [], None
+if variant == "ours-probed":
+    import threading
+    done = threading.Event()
+    def prober():
+        i = 0
+        while not done.wait(0.05):
+            t0 = time.perf_counter()
+            s.probe(i % 1000, 8, k=32)
+            probe_ms.append(1000 * (time.perf_counter() - t0))
+            i += 1
+    probing = threading.Thread(target=prober)
+    probing.start()
 t = time.perf_counter()
 for _ in range(steps):
     step()
 synchronize(dev)
 dt = time.perf_counter() - t
+if done is not None:
+    done.set()
+    probing.join()  # a thread still in torch at exit would abort the process
 peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+probe_ms.sort()
 print(json.dumps({"tokens_per_s": steps * batch * cfg.block_size / dt, "steps_per_s": steps / dt,
-                  "ms_per_step": 1000 * dt / steps, "peak_bytes": peak}))
+                  "ms_per_step": 1000 * dt / steps, "peak_bytes": peak,
+                  "probe_ms": [probe_ms[len(probe_ms) // 2], probe_ms[int(len(probe_ms) * 0.95)]]
+                  if probe_ms else None}))
 """
 
 
@@ -97,7 +119,7 @@ def main() -> None:
     if args.smoke:
         device, preset, batch, steps = "cpu", "tiny", 2, 2
     rows = {}
-    for variant in ("ours", "plain", "plain-compiled"):
+    for variant in ("ours", "ours-probed", "plain", "plain-compiled"):
         r = rows[variant] = run(variant, device, preset, batch, steps)
         if "tokens_per_s" not in r:
             print(f"  {variant:15s} {r}")
@@ -105,6 +127,11 @@ def main() -> None:
         peak = f"{r['peak_bytes'] / 2**30:6.2f} GiB peak" if r["peak_bytes"] else "(no CUDA peak)"
         print(f"  {variant:15s} {preset} B{batch}: {r['tokens_per_s']:9.0f} tokens/s "
               f"{r['ms_per_step']:7.1f} ms/step  {peak}")
+    probed = rows["ours-probed"]
+    if "ms_per_step" in rows["ours"] and probed.get("probe_ms"):
+        p50, p95 = probed["probe_ms"]
+        print(f"  probes beside the step: step {probed['ms_per_step'] / rows['ours']['ms_per_step'] - 1:+.0%}"
+              f" with a probe every 50 ms; a probe took p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     for base in ("plain", "plain-compiled"):
         if "tokens_per_s" in rows["ours"] and "tokens_per_s" in rows[base]:
             print(f"  ours / {base}: {rows['ours']['tokens_per_s'] / rows[base]['tokens_per_s']:.2f}x")

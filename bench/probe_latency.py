@@ -6,11 +6,13 @@ Run: python bench/probe_latency.py [--presses 100] [--rounds 2] [--gap 0.4]
 For each worker (a child process, the app's default, or a thread), one subprocess opens a
 session and drives a TrainingBridge as the app does, without the app: training runs, and
 keys send a window one token to the right at random moments (a gap of 0 to --gap seconds).
-Each round has three segments of the same length, in turn: no keys; keys with the window
+Each round has five segments of the same length, in turn: no keys; keys with the window
 probed beside the step (TrainingBridge.PROBE_BESIDE, the app's default); keys with the
-probe waiting for the step to end (as before the looker). It prints, for both ways, the
-time from sending the window to its probe being posted, and the median training step in
-each segment, so the cost of the probes to training is measured in the same run.
+probe waiting for the step to end (as before the looker); then a key held down (30
+windows a second, not waiting for their probes) each way. It prints, for both ways, the
+time from sending the window to its probe being posted, the probes posted per second while
+the key is held, and the median training step in each segment, so the cost of the probes
+to training is measured in the same run.
 """
 
 from __future__ import annotations
@@ -31,13 +33,17 @@ ROOT = Path(__file__).resolve().parent.parent
 MODES = ("beside", "after")
 
 
-def child(worker: str, preset: str, presses: int, rounds: int, gap: float) -> dict:
+def child(worker: str, preset: str, presses: int, rounds: int, gap: float,
+          looker_rate: float | None) -> dict:
     """Runs in a subprocess of its own: returns latencies (ms) and step times (s) per segment."""
     sys.path.insert(0, str(ROOT))
+    from nnio_tui.looker import Looker
     from nnio_tui.messages import ProbeReady
     from nnio_tui.training import TrainingBridge
     from nnio_tui.training_commands import Look
 
+    if looker_rate is not None:
+        Looker.RATE = looker_rate
     options = {"corpus": None, "preset": preset, "device": "cpu",
                "checkpoint": f"{tempfile.mkdtemp()}/run.safetensors"}
     if worker == "process":
@@ -80,10 +86,22 @@ def child(worker: str, preset: str, presses: int, rounds: int, gap: float) -> di
     latency = {mode: [] for mode in MODES}
     start = 1000
     per_round = presses // rounds
+    held_rate = {mode: [] for mode in MODES}
     for _ in range(rounds):
         length_s = per_round * gap / 2  # the keys segments' expected length
         segment = "no keys"
         time.sleep(length_s)
+        for mode in MODES:
+            segment = f"held {mode}"
+            bridge.PROBE_BESIDE = mode == "beside"
+            shown = len(posted)
+            end = time.perf_counter() + length_s
+            while time.perf_counter() < end:
+                start += 1
+                bridge.send(Look(start, 8))
+                time.sleep(1 / 30)
+            time.sleep(0.3)  # the last window's probe lands
+            held_rate[mode].append((len(posted) - shown) / length_s)
         for mode in MODES:
             segment = mode
             bridge.PROBE_BESIDE = mode == "beside"
@@ -101,7 +119,8 @@ def child(worker: str, preset: str, presses: int, rounds: int, gap: float) -> di
     worker_thread.join(60)
     if worker == "process":
         session.close()
-    return {"latency_ms": latency, "step_s": steps}
+    return {"latency_ms": latency, "step_s": steps,
+            "held_per_s": {mode: statistics.mean(r) for mode, r in held_rate.items()}}
 
 
 def pcts(xs: list[float]) -> str:
@@ -119,18 +138,25 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", choices=("process", "thread"),
                         default=["process", "thread"])
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--looker-rate", type=float, default=None,
+                        help="Looker.RATE, the looker's sustained probes a second"
+                             " (default: the app's)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.preset, args.presses, args.rounds, args.gap)))
+        print(json.dumps(child(args.child, args.preset, args.presses, args.rounds, args.gap,
+                               args.looker_rate)))
         return
     print(f"command: python bench/probe_latency.py --presses {args.presses} --rounds "
           f"{args.rounds} --gap {args.gap:g} --workers {' '.join(args.workers)} --preset "
-          f"{args.preset}")
+          f"{args.preset}" + (f" --looker-rate {args.looker_rate:g}"
+                               if args.looker_rate is not None else ""))
     for worker in args.workers:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", worker,
                "--presses", str(args.presses), "--rounds", str(args.rounds),
                "--gap", str(args.gap), "--preset", args.preset]
+        if args.looker_rate is not None:
+            cmd += ["--looker-rate", str(args.looker_rate)]
         out = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT)
         if out.returncode:
             sys.exit(out.stderr)
@@ -146,6 +172,11 @@ def main() -> None:
         print(f"  median step: no keys {step['no keys']:.0f} ms, keys with probes beside "
               f"{step['beside']:.0f} ms ({step['beside'] / step['no keys'] - 1:+.0%}), "
               f"after {step['after']:.0f} ms ({step['after'] / step['no keys'] - 1:+.0%})")
+        held = r["held_per_s"]
+        print(f"  key held (30 windows/s): probes posted {held['beside']:.1f}/s beside, "
+              f"{held['after']:.1f}/s after; median step "
+              f"{step['held beside'] / step['no keys'] - 1:+.0%} beside, "
+              f"{step['held after'] / step['no keys'] - 1:+.0%} after")
 
 
 if __name__ == "__main__":

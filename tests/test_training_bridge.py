@@ -322,3 +322,26 @@ def test_the_looker_probes_only_the_newest_window_waiting():
         release.set()
         looker.stop()
     assert seen == [1, 3]
+
+
+def test_a_held_key_is_probed_at_the_lookers_rate_and_ends_on_its_last_window():
+    # a key held down sends some 30 windows a second: probing each would take a third of
+    # the CPU from training
+    seen: list[int] = []
+
+    class Quick(Looker):
+        RATE, BURST = 20.0, 2
+
+    looker = Quick(lambda number, window: seen.append(window.start))
+    looker.start()
+    t = time.monotonic()
+    try:
+        for i in range(100):
+            looker.offer(i, Look(i, 4))
+            time.sleep(0.005)
+        elapsed = time.monotonic() - t
+        assert looker.idle.wait(5)
+    finally:
+        looker.stop()
+    assert len(seen) <= Quick.BURST + Quick.RATE * elapsed + 1
+    assert seen[0] == 0 and seen[-1] == 99
