@@ -1,6 +1,15 @@
 """Shared test setup: keep caches and run folders out of the user's home."""
 
+import gc
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_the_heap():
+    # the app freezes its start-up objects (gc.freeze); a test run holds many apps
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

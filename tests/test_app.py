@@ -379,3 +379,14 @@ async def test_a_dead_training_process_does_not_crash_the_corpus_view(tmp_path):
         notes = [n for n in app._notifications if "killed by signal 9" in n.message]
         assert len(notes) == 1
         assert notes[0].title == "cannot show the tokens"  # training was not paused by it
+
+
+async def test_the_start_up_heap_is_frozen_out_of_the_collectors_way(tmp_path):
+    # a full collection of it took 33 ms on 2 busy cores: a visible hitch in the keys
+    import gc
+
+    gc.unfreeze()
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert gc.get_freeze_count() > 10_000
