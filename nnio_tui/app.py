@@ -222,8 +222,8 @@ class NnioApp(App[int]):
         self._home.remove_class("-loading")
         # What exists once the screen is up lives as long as the app: frozen, it is out of
         # the collector's way. A full collection walked it in 33 ms on 2 busy cores, a
-        # hitch in the keys (bench/app_overhead.py, 200 presses: key to window max 68 ms
-        # without this, 46 with it; key to new probe p95 86 and 52 ms).
+        # hitch in the keys (bench/app_overhead.py, 200 presses: key to window max 67.8 ms
+        # without this, 40.6 with it; key to new probe p95 86.0 and 65.7 ms).
         self.call_after_refresh(gc.freeze)
 
     def on_session_failed(self, message: messages.SessionFailed) -> None:

@@ -290,9 +290,8 @@ class TrainingBridge:
         session = self._session
         assert session is not None
         match command:
-            case Look(start, length):
-                if self._choose_window((start, length), number):
-                    self._probe_and_post(before=None)
+            case Look():
+                self._look(number, command)
             case NewWindow(length):
                 with self._wakeup:
                     # a window keyed after this command wins: the app stays there
@@ -394,6 +393,11 @@ class TrainingBridge:
             dirty=dirty,
         )
 
+    def _look(self, number: int, look: Look) -> None:
+        """Show this window's probe, unless a command sent after it chose another window."""
+        if self._choose_window((look.start, look.length), number):
+            self._probe_and_post(before=None)
+
     def _choose_window(self, window: tuple[int, int], number: int) -> bool:
         """Make window the current one, unless a command sent after this one chose another."""
         with self._state:
@@ -436,8 +440,7 @@ class TrainingBridge:
     def _look_now(self, number: int, look: Look) -> None:
         """Probe a window sent during training, on the looker's thread."""
         try:
-            if self._choose_window((look.start, look.length), number):
-                self._probe_and_post(before=None)
+            self._look(number, look)
         except Exception:  # noqa: BLE001 - the worker reports it, as it would alone
             # The worker takes the window over: its probe meets the same trouble and
             # reports it its usual way (an error pauses training; a bug is not hidden).

@@ -63,6 +63,19 @@ def serving(bridge: TrainingBridge):
     assert not worker.is_alive()
 
 
+@contextlib.contextmanager
+def step_held(bridge: TrainingBridge, fake: FakeSession):
+    """Training runs, its step held in progress until the block ends (or leaves early)."""
+    try:
+        assert bridge.wait_idle(5)
+        fake.gate.clear()
+        bridge.resume()
+        assert fake.in_step.wait(5)
+        yield
+    finally:
+        fake.gate.set()
+
+
 def test_a_window_moved_during_a_step_is_probed_before_validation():
     # Validation takes several batches; a key pressed during the step before it should get
     # its probe first, so the new window's bars never wait for a validation. (Where the
@@ -73,17 +86,10 @@ def test_a_window_moved_during_a_step_is_probed_before_validation():
     bridge.PROBE_BESIDE = False
     bridge.EVAL_EVERY = 1  # every step is due a validation
     with serving(bridge):
-        try:
-            assert bridge.wait_idle(5)
-            fake.gate.clear()
-            bridge.resume()
-            assert fake.in_step.wait(5)
+        with step_held(bridge, fake):
             order.clear()
             bridge.send(Look(7, 4))  # arrives while the step runs
-            fake.gate.set()
-            assert wait_for(lambda: ("probe", 7) in order and ("evaluate",) in order)
-        finally:
-            fake.gate.set()
+        assert wait_for(lambda: ("probe", 7) in order and ("evaluate",) in order)
     assert order.index(("probe", 7)) < order.index(("evaluate",))
 
 
@@ -159,18 +165,11 @@ def test_a_window_moved_during_a_step_is_probed_before_the_step_ends():
     fake = FakeSession()
     posted: list = []
     bridge = TrainingBridge(posted.append, session=fake)
-    with serving(bridge):
-        try:
-            assert bridge.wait_idle(5)
-            fake.gate.clear()
-            bridge.resume()
-            assert fake.in_step.wait(5)
-            steps = fake.info().step
-            bridge.send(Look(7, 4))
-            assert wait_for(lambda: 7 in probed_starts(posted), timeout=1)
-            assert fake.info().step == steps  # the step is still held
-        finally:
-            fake.gate.set()
+    with serving(bridge), step_held(bridge, fake):
+        steps = fake.info().step
+        bridge.send(Look(7, 4))
+        assert wait_for(lambda: 7 in probed_starts(posted), timeout=1)
+        assert fake.info().step == steps  # the step is still held
 
 
 def test_the_last_window_sent_wins_whichever_thread_gets_it():
