@@ -22,7 +22,7 @@ from nnio_tui.training_commands import Look, NewWindow, Step
 from tests.fakes import FakeSession
 
 
-def wait_for(condition, timeout: float = 5.0) -> bool:
+def wait_for(condition, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -67,7 +67,7 @@ def serving(bridge: TrainingBridge):
 def step_held(bridge: TrainingBridge, fake: FakeSession):
     """Training runs, its step held in progress until the block ends (or leaves early)."""
     try:
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         fake.gate.clear()
         bridge.resume()
         assert fake.in_step.wait(5)
@@ -108,7 +108,7 @@ def test_a_window_moved_during_validation_is_probed_before_the_next_step():
     bridge.EVAL_EVERY = 1
     with serving(bridge):
         try:
-            assert bridge.wait_idle(5)
+            assert bridge.wait_idle(30)
             bridge.resume()
             assert in_validation.wait(5)
             order.clear()
@@ -126,11 +126,11 @@ def test_pausing_validates_a_due_step_before_the_last_snapshot():
     bridge = TrainingBridge(posted.append, session=fake)
     bridge.EVAL_EVERY = 1
     with serving(bridge):
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         bridge.resume()
         assert wait_for(lambda: fake.info().step >= 3)
         bridge.pause()
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         steps = fake.info().step
     last = [m.snapshot for m in posted if isinstance(m, TrainingProgress)][-1]
     # one validation per step, into the curve, the last one included though the loop had
@@ -168,7 +168,7 @@ def test_a_window_moved_during_a_step_is_probed_before_the_step_ends():
     with serving(bridge), step_held(bridge, fake):
         steps = fake.info().step
         bridge.send(Look(7, 4))
-        assert wait_for(lambda: 7 in probed_starts(posted), timeout=1)
+        assert wait_for(lambda: 7 in probed_starts(posted), timeout=10)
         assert fake.info().step == steps  # the step is still held
 
 
@@ -189,7 +189,7 @@ def test_the_last_window_sent_wins_whichever_thread_gets_it():
     bridge = TrainingBridge(posted.append, session=fake)
     with serving(bridge):
         try:
-            assert bridge.wait_idle(5)
+            assert bridge.wait_idle(30)
             bridge.resume()
             bridge.send(Look(5, 4))
             assert held.wait(5)
@@ -199,9 +199,9 @@ def test_the_last_window_sent_wins_whichever_thread_gets_it():
             assert wait_for(lambda: 9 in probed_starts(posted))
         finally:
             release.set()
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         bridge.send(Step())  # the worker's own probes are of window 9 too
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
     starts = probed_starts(posted)
     assert 7 not in starts
     assert set(starts[starts.index(9):]) == {9}
@@ -215,13 +215,13 @@ def test_a_new_random_window_gives_way_to_a_key_sent_after_it():
     posted: list = []
     bridge = TrainingBridge(posted.append, session=fake)
     with serving(bridge):
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         with bridge._wakeup:  # both arrive while the worker is busy
             bridge.send(NewWindow(4))
             bridge.send(Look(11, 4))
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         bridge.send(Step())
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
     assert not any(isinstance(m, WindowChosen) for m in posted)
     assert probed_starts(posted)[-2:] == [11, 11]
 
@@ -239,14 +239,14 @@ def test_a_probe_the_looker_cannot_make_is_reported_once_by_the_worker():
     bridge = TrainingBridge(posted.append, session=fake)
     bridge.POST_EVERY_S = 1000  # no periodic probe: the window's is the one that fails
     with serving(bridge):
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         bridge.resume()
         assert wait_for(lambda: fake.info().step >= 1)
         broken.set()
         bridge.send(Look(7, 4))
         # the worker takes the window over, meets the error and pauses training
         assert wait_for(lambda: any(isinstance(m, TrainingStopped) for m in posted))
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         assert not bridge.running
     failures = [m for m in posted if isinstance(m, CommandFailed)]
     assert [m.error for m in failures] == ["the model outputs NaN: reset it"]
@@ -284,12 +284,12 @@ def test_a_training_process_that_dies_while_training_pauses_the_loss_panel_too()
     posted: list = []
     bridge = TrainingBridge(posted.append, session=fake)
     with serving(bridge) as worker:
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         bridge.resume()
         assert wait_for(lambda: fake._step >= 2)
         fake.dead = True
         assert wait_for(lambda: any(isinstance(m, TrainingStopped) for m in posted))
-        assert bridge.wait_idle(5)
+        assert bridge.wait_idle(30)
         assert worker.is_alive()  # the worker lives on: the next key gets a one-line error
         fake.dead = False  # so that quitting can save
     last = [m.snapshot for m in posted if isinstance(m, TrainingProgress)][-1]
