@@ -104,8 +104,15 @@ def test_fused_with_real_cl100k_vocab_size():
     h, w, t = _inputs(6, 8, v, seed=2)
     fused = _loss_and_grads(lambda: fused_cross_entropy(h, w, t, v, 4), h, w)
     plain = _loss_and_grads(lambda: plain_cross_entropy(h, w, t, v), h, w)
-    for a, b in zip(fused, plain):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    exact = _float64_reference(h, w, t, v)
+    torch.testing.assert_close(fused[0], plain[0], rtol=1e-6, atol=0)
+    for a, b, e in zip(fused[1:], plain[1:], exact[1:]):
+        # A float32 sum of 100,277 terms is off by up to ~4e-5 of the largest gradient, in
+        # the plain head too (12 seeds: 0.7-3.2e-5); the fused head scales its rows after
+        # the products, so it rounds differently, not worse.
+        scale = e.abs().max().item()
+        torch.testing.assert_close(a.double(), e, rtol=0, atol=5e-5 * scale)
+        torch.testing.assert_close(a, b, rtol=0, atol=5e-5 * scale)
 
 
 def test_no_grad_gives_the_same_loss():
