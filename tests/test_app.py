@@ -14,6 +14,7 @@ from nnio_tui.app import NnioApp
 from nnio_tui.corpus_view import CorpusView
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
+from nnio_tui.widgets.next_token_bars import NextTokenBars
 from nnio_tui.widgets.token_chunks import TokenChunks
 from nnio_tui.widgets.too_small import TooSmall
 from tests.fakes import FakeSession
@@ -391,3 +392,27 @@ async def test_the_start_up_heap_is_frozen_out_of_the_collectors_way(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert gc.get_freeze_count() > 10_000
+
+
+async def test_old_bars_dim_only_while_a_new_windows_probe_is_late(monkeypatch):
+    fake = FakeSession()
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        bars = app.query_one(NextTokenBars)
+        dimmed: list[str] = []
+        monkeypatch.setattr(bars, "add_class", lambda *names, **kw: dimmed.extend(names))
+        bars.DIM_AFTER_S = 30.0  # the probe comes long before: no restyle, no redraw
+        await pilot.press("right")
+        await settle(pilot)
+        assert dimmed == [] and not app.probe_stale
+        release = threading.Event()
+        probe = fake.probe
+        monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
+        bars.DIM_AFTER_S = 0.05
+        await pilot.press("right")
+        await pilot.pause(0.3)
+        assert dimmed == ["-stale"] and app.probe_stale
+        release.set()
+        await settle(pilot)
+        assert not app.probe_stale

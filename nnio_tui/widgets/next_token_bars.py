@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
@@ -51,9 +53,23 @@ class NextTokenBars(Widget):
     sampled: reactive[Sampled | None] = reactive(None)
     stale = reactive(False)
 
+    DIM_AFTER_S = 0.3
+    """How long old bars stay bright after the window moved. The new probe is usually on
+    screen sooner (p95 95 ms while training on a Zen 3), and dimming at once made every
+    key restyle and redraw these bars twice, in the same frame as the slid window: 17 of
+    the ~35 ms of UI work a key cost there (bench/README.md, note 4)."""
+
+    _dim_timer: Timer | None = None
+
     def watch_stale(self, stale: bool) -> None:
-        # The window moved and its probe is on its way; dim the old one meanwhile.
-        self.set_class(stale, "-stale")
+        # The window moved and its probe is on its way: dim the old bars if it is slow.
+        if self._dim_timer is not None:
+            self._dim_timer.stop()
+            self._dim_timer = None
+        if stale:
+            self._dim_timer = self.set_timer(self.DIM_AFTER_S, partial(self.add_class, "-stale"))
+        else:
+            self.remove_class("-stale")  # no restyle when the class was never added
 
     def watch_probe(self, probe: Probe | None) -> None:
         if probe is not None:
