@@ -30,6 +30,12 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+def shown(widget) -> str:
+    """The text a line-drawn widget shows, row by row."""
+    return "\n".join("".join(seg.text for seg in widget.render_line(y))
+                     for y in range(widget.size.height))
+
+
 def kinds(seen: list[Message]) -> list[type]:
     return [type(m) for m in seen]
 
@@ -117,9 +123,9 @@ async def test_i_toggles_ids_under_the_tokens(tmp_path):
         await settle(pilot)
         await pilot.press("i")
         assert app.query_one(TokenChunks).show_ids
-        assert "82727" in app.query_one(TokenChunks).render().plain
+        assert "82727" in shown(app.query_one(TokenChunks))
         await pilot.press("i")
-        assert "82727" not in app.query_one(TokenChunks).render().plain
+        assert "82727" not in shown(app.query_one(TokenChunks))
 
 
 async def test_g_samples_a_token_from_the_candidates(tmp_path):
@@ -416,3 +422,19 @@ async def test_old_bars_dim_only_while_a_new_windows_probe_is_late(monkeypatch):
         release.set()
         await settle(pilot)
         assert not app.probe_stale
+
+
+async def test_sliding_redraws_only_the_token_lines_that_changed(tmp_path, monkeypatch):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        tokens = app.query_one(TokenChunks)
+        drawn: list[int] = []
+        render_line = tokens.render_line
+        monkeypatch.setattr(tokens, "render_line", lambda y: drawn.append(y) or render_line(y))
+        await pilot.press("right")
+        await settle(pilot)
+        line_of = {cell.index: n for n, line in enumerate(tokens._lines) for cell in line}
+        first, label = app.window_start, app.window_start + app.context
+        assert set(drawn) == {line_of[first - 1], line_of[label - 1], line_of[label]}
+        assert len(set(drawn)) < len(tokens._lines)

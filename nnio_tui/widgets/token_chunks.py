@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual import events
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from model.api import Chunk
@@ -33,7 +36,10 @@ class TokenChunks(Widget):
     """Shows only the visible part of the corpus, read page by page from a CorpusView.
 
     Lines are laid out from `top`, the index of the first visible token, so a corpus of any
-    size costs the same; the window and its label are kept in view as they move.
+    size costs the same; the window and its label are kept in view as they move. Each line
+    is drawn on its own (Textual's line API), and a slide redraws only the lines whose
+    chunks or colours changed, usually two of ten: the whole view took 7-8 ms of a key's
+    ~20 ms of UI work on a Zen 3 (bench/README.md, note 4).
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -55,10 +61,11 @@ class TokenChunks(Widget):
     }
     """
 
-    corpus: reactive[CorpusView | None] = reactive(None)
-    window_start = reactive(0)
-    context = reactive(1)
-    show_ids = reactive(False)
+    # repaint=False: _relayout decides which lines to redraw
+    corpus: reactive[CorpusView | None] = reactive(None, repaint=False)
+    window_start = reactive(0, repaint=False)
+    context = reactive(1, repaint=False)
+    show_ids = reactive(False, repaint=False)
 
     @dataclass
     class TokenClicked(Message):
@@ -70,6 +77,9 @@ class TokenChunks(Widget):
         super().__init__(id=id, classes=classes)
         self.top = 0
         self._lines: list[list[Cell]] = []
+        # what each drawn line showed, and the geometry it was drawn for
+        self._drawn: list[tuple] = []
+        self._drawn_for: tuple[int, Size, bool] | None = None
         self._pages: OrderedDict[int, list[Chunk]] = OrderedDict()
 
     # -- data ----------------------------------------------------------------
@@ -140,7 +150,7 @@ class TokenChunks(Widget):
     def _relayout(self, follow: bool) -> None:
         if self.corpus is None or not self.size:
             self._lines = []
-            self.refresh()
+            self._redraw()
             return
         lines = self._layout(self.top)
         label = self.window_start + self.context
@@ -157,8 +167,24 @@ class TokenChunks(Widget):
         self._lines = lines
         if lines and lines[-1]:
             last = self._last_visible(lines)
-            self.border_subtitle = f"{self.top:,}-{last:,} of {self.corpus.n_tokens:,}"
-        self.refresh()
+            subtitle = f"{self.top:,}-{last:,} of {self.corpus.n_tokens:,}"
+            if subtitle != self.border_subtitle:
+                self.border_subtitle = subtitle  # which redraws the whole widget
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Refresh the lines that now show other chunks or colours, or all of them."""
+        drawn = [tuple((cell.index, self._style_of(cell)) for cell in line)
+                 for line in self._lines]
+        geometry = (self.top, self.size, self.show_ids)
+        if geometry != self._drawn_for or len(drawn) != len(self._drawn):
+            self.refresh()
+        else:
+            rows = self._rows_per_line
+            self.refresh(*(Region(0, n * rows, self.size.width, rows)
+                           for n, (new, old) in enumerate(zip(drawn, self._drawn))
+                           if new != old))
+        self._drawn, self._drawn_for = drawn, geometry
 
     # -- reactives and events ------------------------------------------------
     def watch_corpus(self) -> None:
@@ -223,25 +249,28 @@ class TokenChunks(Widget):
             return f"token-chunks--window-{parity}"
         return f"token-chunks--{parity}"
 
-    def render(self) -> Text:
-        text = Text(no_wrap=True, overflow="crop", end="")
-        id_style = self.get_component_rich_style("token-chunks--id")
-        bytes_style = self.get_component_rich_style("token-chunks--bytes", partial=True)
-        width = self.size.width
-        for n, line in enumerate(self._lines):
-            if n:
-                text.append("\n")
-            for cell in line:
-                style = self.get_component_rich_style(self._style_of(cell))
-                chunk_text = cell.chunk.text[: cell.width]
+    def render_line(self, y: int) -> Strip:
+        """One row of the content: a line of chunks, or (with ids shown) the ids under it."""
+        width, base = self.size.width, self.rich_style
+        blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
+        n, id_row = divmod(y, self._rows_per_line)
+        if n >= len(self._lines):
+            return Strip.blank(width, blank)
+        style = self.get_component_rich_style
+        segments = []
+        if id_row:
+            id_style = base + style("token-chunks--id")
+            for cell in self._lines[n]:
+                label = str(cell.chunk.token_id)
+                segments.append(Segment(label[: width - cell.x].ljust(cell.width), id_style))
+        else:
+            bytes_style = style("token-chunks--bytes", partial=True)
+            for cell in self._lines[n]:
+                cell_style = base + style(self._style_of(cell))
                 if cell.chunk.is_partial_bytes:
-                    style = style + bytes_style
-                text.append(chunk_text, style)
-                if self.show_ids:
-                    text.append(" " * (cell.width - cell_len(chunk_text)))
-            if self.show_ids:
-                text.append("\n")
-                for cell in line:
-                    label = str(cell.chunk.token_id)
-                    text.append(label[: width - cell.x].ljust(cell.width), id_style)
-        return text
+                    cell_style = cell_style + bytes_style
+                chunk_text = cell.chunk.text[: cell.width]
+                segments.append(Segment(chunk_text, cell_style))
+                if self.show_ids and cell.width > cell_len(chunk_text):
+                    segments.append(Segment(" " * (cell.width - cell_len(chunk_text)), base))
+        return Strip(segments).crop_extend(0, width, blank)
