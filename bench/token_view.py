@@ -7,7 +7,8 @@ The corpus is the bundled sample's cl100k ids, tiled into a memory-mapped uint32
 session's chunks(start, stop) path (memmap slice -> model.vocab.chunks_for). A small app holds
 one TokenChunks (100 x 10 cells, as at 100x30). One frame = slide the window one token
 (which lays the visible lines out again, reading pages of chunks) plus render_lines (the
-widget's Text turned into screen strips). "cold" empties the widget's page cache first, as
+lines that the slide changed drawn as strips, the others from Textual's cache; all of them
+when the view scrolled). "cold" empties the widget's page cache first, as
 a jump to a far position does; "warm" is a slide within pages already read.
 """
 

@@ -174,22 +174,23 @@ class TokenChunks(Widget):
 
     def _redraw(self) -> None:
         """Refresh the lines that now show other chunks or colours, or all of them."""
-        drawn = [tuple((cell.index, self._style_of(cell)) for cell in line)
-                 for line in self._lines]
+        drawn = [tuple((cell, self._style_of(cell)) for cell in line) for line in self._lines]
         geometry = (self.top, self.size, self.show_ids)
         if geometry != self._drawn_for or len(drawn) != len(self._drawn):
             self.refresh()
         else:
             rows = self._rows_per_line
-            self.refresh(*(Region(0, n * rows, self.size.width, rows)
-                           for n, (new, old) in enumerate(zip(drawn, self._drawn))
-                           if new != old))
+            changed = [Region(0, n * rows, self.size.width, rows)
+                       for n, (new, old) in enumerate(zip(drawn, self._drawn)) if new != old]
+            if changed:  # refresh() with no region would redraw every line
+                self.refresh(*changed)
         self._drawn, self._drawn_for = drawn, geometry
 
     # -- reactives and events ------------------------------------------------
     def watch_corpus(self) -> None:
         self._pages.clear()
         self.top = 0
+        self._drawn_for = None  # another corpus: every line is new
         self._relayout(follow=True)
 
     def watch_window_start(self) -> None:
