@@ -38,8 +38,8 @@ class TokenChunks(Widget):
     Lines are laid out from `top`, the index of the first visible token, so a corpus of any
     size costs the same; the window and its label are kept in view as they move. Each line
     is drawn on its own (Textual's line API), and a slide redraws only the lines whose
-    chunks or colours changed, usually two of ten: the whole view took 7-8 ms of a key's
-    ~20 ms of UI work on a Zen 3 (bench/README.md, note 4).
+    chunks or colours changed, usually two or three of ten: redrawing the whole view cost a
+    key 10-12 ms of UI work on a Zen 3, the changed lines ~1.5 ms (bench/README.md, note 4).
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
