@@ -424,6 +424,27 @@ async def test_old_bars_dim_only_while_a_new_windows_probe_is_late(monkeypatch):
         assert not app.probe_stale
 
 
+async def test_a_slide_does_not_redraw_the_bars_until_the_new_probe_comes(monkeypatch):
+    fake = FakeSession()
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        bars = app.query_one(NextTokenBars)
+        bars.DIM_AFTER_S = 30.0
+        drawn: list[object] = []
+        render = bars.render
+        monkeypatch.setattr(bars, "render", lambda: drawn.append(app.probe) or render())
+        release = threading.Event()
+        probe = fake.probe
+        monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
+        await pilot.press("right")
+        await pilot.pause(0.3)
+        assert app.probe_stale and drawn == []
+        release.set()
+        await settle(pilot)
+        assert not app.probe_stale and drawn and drawn[-1] is app.probe
+
+
 async def test_sliding_redraws_only_the_token_lines_that_changed(tmp_path, monkeypatch):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
