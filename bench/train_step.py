@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from model.device import cpu_has_bf16_dot
+from model.cpu_flags import cpu_has_bf16_dot
 
 SHAPES = {
     # name: (overrides, batch)

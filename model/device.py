@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from model.allocator import tune_allocator
+from model.cpu_flags import cpu_has_bf16_dot
 from model.errors import DeviceError
 
 
@@ -77,18 +78,6 @@ def cuda_has_bf16_tensor_cores(device: torch.device) -> bool:
     """Whether this GPU multiplies bf16 in hardware: compute capability 8.0 (Ampere) or later."""
     major, _ = torch.cuda.get_device_capability(device)
     return major >= 8
-
-
-def cpu_has_bf16_dot(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this x86 CPU multiplies bf16 natively (AVX512-BF16 or AMX); False if unknown."""
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split(":", 1)[-1].split()))
-    except OSError:
-        pass
-    return False
 
 
 def tune_cpu(threads: int | None = None) -> None:
