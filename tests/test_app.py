@@ -432,8 +432,8 @@ async def test_a_slide_does_not_redraw_the_bars_until_the_new_probe_comes(monkey
         bars = app.query_one(NextTokenBars)
         bars.DIM_AFTER_S = 30.0
         drawn: list[object] = []
-        render = bars.render
-        monkeypatch.setattr(bars, "render", lambda: drawn.append(app.probe) or render())
+        render_line = bars.render_line
+        monkeypatch.setattr(bars, "render_line", lambda y: drawn.append(app.probe) or render_line(y))
         release = threading.Event()
         probe = fake.probe
         monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
@@ -443,6 +443,28 @@ async def test_a_slide_does_not_redraw_the_bars_until_the_new_probe_comes(monkey
         release.set()
         await settle(pilot)
         assert not app.probe_stale and drawn and drawn[-1] is app.probe
+
+
+async def test_bars_are_drawn_anew_for_a_new_probe_and_a_new_theme():
+    app = NnioApp(session=FakeSession())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        bars = app.query_one(NextTokenBars)
+        first = shown(bars)
+        assert "▶" in first and "rank" in first and "→" not in first
+
+        def bar_colour():
+            segments = (seg for y in range(bars.size.height) for seg in bars.render_line(y))
+            return next(seg.style.color for seg in segments if "█" in seg.text)
+
+        colour = bar_colour()
+        await pilot.press("s")
+        await settle(pilot)
+        assert "→" in shown(bars)  # each bar beside where it was before the step
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        await pilot.pause()
+        assert bar_colour() != colour
 
 
 async def test_sliding_redraws_only_the_token_lines_that_changed(tmp_path, monkeypatch):

@@ -6,8 +6,11 @@ from functools import partial
 from typing import ClassVar
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 
@@ -63,6 +66,9 @@ class NextTokenBars(Widget):
     the ~35 ms of UI work a key cost there (bench/README.md, note 4)."""
 
     _dim_timer: Timer | None = None
+    _lines: list[list[tuple[str, Style | None]]] = []
+    _lines_for: tuple | None = None
+    _base = Style()
 
     def watch_stale(self, stale: bool) -> None:
         # The window moved and its probe is on its way: dim the old bars if it is slow.
@@ -100,14 +106,40 @@ class NextTokenBars(Widget):
             return top, False
         return list(probe.top[: max(0, rows - 2)]) + [label], True
 
-    def render(self) -> Text:
+    def notify_style_update(self) -> None:
+        self._lines_for = None  # the colours come from CSS (a theme, -stale): build anew
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        """One row of the bars, built from segments (Textual's line API).
+
+        Drawn as a Text, the bars took 9 ms of each new probe's frame on a Zen 3, most of
+        it in turning the Text into Textual's Content; as segments, 5 ms (bench/README.md,
+        note 5). The rows are built once per probe, size or style, not once a line.
+        """
+        if self._lines_for != (self.probe, self.before, self.sampled, self.size):
+            # rich_style walks the ancestors: once per build, not once a line
+            self._base = self.rich_style
+            self._lines = self._build_lines()
+            self._lines_for = (self.probe, self.before, self.sampled, self.size)
+        width, base = self.size.width, self._base
+        blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
+        if y >= len(self._lines):
+            return Strip.blank(width, blank)
+        segments = [Segment(text, base + style if style else base) for text, style in self._lines[y]]
+        return Strip(segments).crop_extend(0, width, blank)
+
+    def _build_lines(self) -> list[list[tuple[str, Style | None]]]:
+        """Each row as (text, style) pieces; a style of None is the widget's own."""
         probe = self.probe
         if probe is None:
-            return Text("waiting for the network…", style="italic")
+            return [[("waiting for the network…", Style(italic=True))]]
         width, height = self.size.width, self.size.height
         rows, label_apart = self._rows(height)
         style = self.get_component_rich_style
         dim = style("next-token-bars--dim")
+        bar_style, gain, ghost_style = (style("next-token-bars--bar"), style("next-token-bars--gain"),
+                                        style("next-token-bars--ghost"))
         label_id = probe.label.token_id if probe.label else None
         sampled_id = self.sampled.token.token_id if self.sampled else None
         text_w = min(TEXT_WIDTH, max(cell_len(t.text) for t in rows))
@@ -117,10 +149,10 @@ class NextTokenBars(Widget):
         pct_w = 15 if has_before else 7
         bar_w = max(4, width - (2 + text_w + 1 + id_w + 1 + 1 + pct_w))
         scale = max([t.prob for t in rows] + [b for b in befores if b is not None])
-        out = Text(no_wrap=True, overflow="crop", end="")
+        lines: list[list[tuple[str, Style | None]]] = []
         for n, (token, old) in enumerate(zip(rows, befores)):
             if label_apart and n == len(rows) - 1:
-                out.append("  ⋮\n", dim)
+                lines.append([("  ⋮", dim)])
             marker = "▶" if token.token_id == label_id else ("◆" if token.token_id == sampled_id else " ")
             line_style = (
                 style("next-token-bars--label") if token.token_id == label_id
@@ -129,42 +161,43 @@ class NextTokenBars(Widget):
             )
             name = Text(token.text)
             name.truncate(text_w, overflow="ellipsis", pad=True)
-            out.append(f"{marker} ", line_style)
-            out.append(name.plain, line_style)
-            out.append(f" {token.token_id:>{id_w}} ", dim)
+            line = [(f"{marker} ", line_style), (name.plain, line_style),
+                    (f" {token.token_id:>{id_w}} ", dim)]
             now_cells = token.prob / scale * bar_w
             if old is None or old == token.prob:
-                out.append(bar(now_cells).ljust(bar_w), style("next-token-bars--bar"))
+                line.append((bar(now_cells).ljust(bar_w), bar_style))
             elif old < token.prob:
                 # Whole cells the bar had before stay plain; the growth is coloured.
                 new_bar, kept = bar(now_cells), int(old / scale * bar_w)
-                out.append(new_bar[:kept], style("next-token-bars--bar"))
-                out.append(new_bar[kept:].ljust(bar_w - kept), style("next-token-bars--gain"))
+                line += [(new_bar[:kept], bar_style), (new_bar[kept:].ljust(bar_w - kept), gain)]
             else:
                 now_bar = bar(now_cells)
-                out.append(now_bar, style("next-token-bars--bar"))
                 ghost = "░" * max(0, round(old / scale * bar_w) - len(now_bar))
-                out.append(ghost.ljust(bar_w - len(now_bar)), style("next-token-bars--ghost"))
+                line += [(now_bar, bar_style), (ghost.ljust(bar_w - len(now_bar)), ghost_style)]
             value = pct(token.prob) if old is None else pct_change(old, token.prob)
-            out.append(" " + value.rjust(pct_w), line_style)
-            out.append("\n")
-        out.append_text(self._summary(probe, dim))
-        return out
+            line.append((" " + value.rjust(pct_w), line_style))
+            lines.append(line)
+        lines.append(self._summary(probe, dim))
+        return lines
 
-    def _summary(self, probe: Probe, dim) -> Text:
+    def _summary(self, probe: Probe, dim: Style) -> list[tuple[str, Style | None]]:
         """Label rank, entropy and loss, each added only while it fits the width."""
-        parts: list[Text] = []
+        parts: list[list[tuple[str, Style | None]]] = []
         if probe.label is not None and probe.label_rank is not None:
-            parts.append(Text.assemble(
-                ("▶ ", self.get_component_rich_style("next-token-bars--label")),
-                f"rank {probe.label_rank:,} of {probe.vocab_size:,}",
-            ))
-        parts.append(Text(f"entropy {probe.entropy:.2f} nats", dim))
+            parts.append([("▶ ", self.get_component_rich_style("next-token-bars--label")),
+                          (f"rank {probe.label_rank:,} of {probe.vocab_size:,}", None)])
+        parts.append([(f"entropy {probe.entropy:.2f} nats", dim)])
         if probe.loss is not None:
-            parts.append(Text(f"loss {probe.loss:.2f}", dim))
-        line = Text()
+            parts.append([(f"loss {probe.loss:.2f}", dim)])
+        line: list[tuple[str, Style | None]] = []
+        used = 0
         for part in parts:
-            if line and line.cell_len + 2 + part.cell_len > self.size.width:
+            part_w = sum(cell_len(text) for text, _ in part)
+            if line and used + 2 + part_w > self.size.width:
                 break
-            line.append_text(Text("  ") + part if line else part)
+            if line:
+                line.append(("  ", None))
+                used += 2
+            line += part
+            used += part_w
         return line
