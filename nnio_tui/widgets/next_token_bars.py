@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import ClassVar
 
@@ -66,7 +67,7 @@ class NextTokenBars(Widget):
     the ~35 ms of UI work a key cost there (bench/README.md, note 4)."""
 
     _dim_timer: Timer | None = None
-    _lines: list[list[tuple[str, Style | None]]] = []
+    _lines: Sequence[list[tuple[str, Style | None]]] = ()
     _lines_for: tuple | None = None
     _base = Style()
 
