@@ -94,15 +94,15 @@ def headless(session, seconds):
 window_seen, probe_seen = [], []
 app = None
 
-def stamp(cls, seen):
-    original = cls.render
-    def render(self):
+def stamp(cls, seen, method="render"):
+    original = getattr(cls, method)
+    def drawn(self):
         seen.append((time.perf_counter(), app.window_start, app.probe_stale))
         return original(self)
-    cls.render = render
+    setattr(cls, method, drawn)
 
 stamp(ContextWindow, window_seen)
-stamp(NextTokenBars, probe_seen)
+stamp(NextTokenBars, probe_seen, "_build_lines")  # its rows, built when a new probe is drawn
 
 async def first_seen(seen, since, start, fresh=False, timeout=10.0):
     deadline = time.perf_counter() + timeout
