@@ -56,9 +56,10 @@ class NextTokenBars(Widget):
     before: reactive[Probe | None] = reactive(None)
     sampled: reactive[Sampled | None] = reactive(None)
     stale = reactive(False, repaint=False)
-    """The window moved and its probe is on its way. Not drawn (the `-stale` class is), so a
-    key does not redraw these bars in the slid window's frame: it did, before the window,
-    and made 7-20 ms of a key's 24 on a Zen 3 while training (bench/README.md, note 5)."""
+    """The window moved and its probe is on its way. It draws nothing (the `-stale` class
+    dims), so it does not repaint: when it did, every key redrew these bars ahead of the
+    slid window in the same frame, 7-20 ms of a key's 24 on a Zen 3 while training
+    (bench/README.md, note 5)."""
 
     DIM_AFTER_S = 0.3
     """How long old bars stay bright after the window moved. The new probe is usually on
