@@ -78,7 +78,7 @@ async def test_nudge_raises_label_probability(tmp_path):
         await settle(pilot)
         assert app.nudge.before == before < app.nudge.after == app.probe.label.prob
         assert app.before.label.prob == before
-        assert "p(label)" in app.query_one("#context").render().plain
+        assert "p(label)" in app.query_one("#context").shown()
 
 
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):
@@ -136,7 +136,7 @@ async def test_g_samples_a_token_from_the_candidates(tmp_path):
         await settle(pilot)
         assert app.sampled is not None and app.sampled.token in app.sampled.top
         assert app.query_one("#bars").sampled == app.sampled
-        assert "sampled" in app.query_one("#context").render().plain
+        assert "sampled" in app.query_one("#context").shown()
 
 
 async def test_ctrl_s_saves_and_notifies(tmp_path):

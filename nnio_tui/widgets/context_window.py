@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import ClassVar
 
-from rich.cells import cell_len
-from rich.text import Text
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from model.api import Chunk, NudgeReport, Sampled
+
+Line = list[tuple[str, Style | None]]
+"""A row as (text, style) pieces; a style of None is the widget's own."""
 
 
 def _number(p: float) -> str:
@@ -60,6 +66,10 @@ class ContextWindow(Widget):
     nudge: reactive[NudgeReport | None] = reactive(None)
     sampled: reactive[Sampled | None] = reactive(None)
 
+    _lines: Sequence[Line] = ()
+    _lines_for: tuple | None = None
+    _base = Style()
+
     def watch_window_chunks(self) -> None:
         self._update_title()
 
@@ -70,29 +80,28 @@ class ContextWindow(Widget):
         n = max(0, len(self.window_chunks) - 1)
         self.border_title = f"context: {n} of max {self.block_size}"
 
-    def _info_lines(self) -> list[Text]:
-        lines: list[Text] = []
+    def _info_lines(self) -> list[Line]:
+        lines: list[Line] = []
         label_style = self.get_component_rich_style("context-window--label")
         dim = self.get_component_rich_style("context-window--dim")
+        bold = Style(bold=True)
         if self.window_chunks:
             label = self.window_chunks[-1]
-            lines.append(
-                Text.assemble("label ", (label.text, label_style), (f" {label.token_id}", dim))
-            )
+            lines.append([("label ", None), (label.text, label_style), (f" {label.token_id}", dim)])
         if self.nudge is not None:
             # Same compact form as the bars, so it fits the 80-column layout.
             before, after = _number(self.nudge.before), pct(self.nudge.after)
-            lines.append(Text.assemble("p(label) ", f"{before}→", (after, "bold"), (" nudged", dim)))
+            lines.append([("p(label) ", None), (f"{before}→", None), (after, bold),
+                          (" nudged", dim)])
         if self.sampled is not None:
             token = self.sampled.token
-            line = Text.assemble(
-                "sampled ", (token.text, label_style), (f" {token.token_id}", dim),
-                f" p {pct(token.prob)}", (f" T={self.sampled.temperature:g} from", dim),
-            )
+            line: Line = [
+                ("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim),
+                (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
+            ]
             for candidate in self.sampled.top:
-                line.append(" ")
-                line.append(candidate.text, "bold" if candidate == token else "")
-                line.append(f" {pct(candidate.prob)}", dim)
+                line += [(" ", None), (candidate.text, bold if candidate == token else None),
+                         (f" {pct(candidate.prob)}", dim)]
             lines.append(line)
         return lines
 
@@ -125,9 +134,37 @@ class ContextWindow(Widget):
             left_out += 1
         return lines, left_out
 
-    def render(self) -> Text:
+    def notify_style_update(self) -> None:
+        self._lines_for = None  # the colours come from CSS (a theme): build anew
+        super().notify_style_update()
+
+    def render_line(self, y: int) -> Strip:
+        """One row of the panel, built from segments (Textual's line API).
+
+        Every chip moves on a slide, so each key redraws the whole panel: drawn as a Text
+        it took 5.4 ms of the slid window's frame on a Zen 3, and most of that went into
+        turning the Text into Textual's Content (bench/README.md, note 5).
+        """
+        key = (self.window_chunks, self.nudge, self.sampled, self.size)
+        if self._lines_for != key:
+            self._base = self.rich_style  # it walks the ancestors: once per build
+            self._lines = self._build_lines()
+            self._lines_for = key
+        width, base = self.size.width, self._base
+        blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
+        if y >= len(self._lines):
+            return Strip.blank(width, base)  # as Textual fills the rows under a Text
+        segments = [Segment(text, base + style if style else base)
+                    for text, style in _fit(self._lines[y], width)]
+        return Strip(segments).crop_extend(0, width, blank)
+
+    def shown(self) -> str:
+        """The panel's text, line by line (what the rows draw, before any cut to the width)."""
+        return "\n".join("".join(text for text, _ in line) for line in self._build_lines())
+
+    def _build_lines(self) -> list[Line]:
         if not self.window_chunks:
-            return Text("")
+            return []
         width, height = self.size.width, self.size.height
         info = self._info_lines()
         chip_rows = max(2, height - len(info))
@@ -136,28 +173,43 @@ class ContextWindow(Widget):
                   1: self.get_component_rich_style("context-window--odd")}
         id_style = self.get_component_rich_style("context-window--id")
         dim = self.get_component_rich_style("context-window--dim")
-        out = Text(no_wrap=True, overflow="ellipsis", end="")
+        out: list[Line] = []
         first_index = left_out
         for n, line in enumerate(lines):
-            chips, ids = Text(), Text()
+            chips: Line = []
+            ids: Line = []
             if n == 0 and left_out:
                 marker = f"+{left_out} "
-                chips.append(marker, dim)
-                ids.append(" " * len(marker))
+                chips.append((marker, dim))
+                ids.append((" " * len(marker), None))
             for j, (chunk, w) in enumerate(line):
                 index = first_index + j
-                chips.append("[" + chunk.text + "]", parity[index % 2])
-                chips.append(" " * (w - cell_len(chunk.text) - 2))
-                ids.append(str(chunk.token_id).ljust(w), id_style)
+                chips.append(("[" + chunk.text + "]", parity[index % 2]))
+                chips.append((" " * (w - cell_len(chunk.text) - 2), None))
+                ids.append((str(chunk.token_id).ljust(w), id_style))
             first_index += len(line)
             if n == len(lines) - 1:
-                chips.append("-> ?", "bold")
-            out.append_text(chips)
-            out.append("\n")
-            out.append_text(ids)
-            out.append("\n")
-        for line in info:
-            out.append_text(line)
-            out.append("\n")
-        out.rstrip()
+                chips.append(("-> ?", Style(bold=True)))
+            out += [chips, ids]
+        out += info
         return out
+
+
+def _fit(line: Line, width: int) -> Line:
+    """The line cut to width cells, its last cell an ellipsis in the style of the cell it
+    replaces (as Textual cuts a Text with text-overflow: ellipsis)."""
+    if sum(cell_len(text) for text, _ in line) <= width:
+        return line
+    out: Line = []
+    used = 0
+    for text, style in line:
+        w = cell_len(text)
+        if used + w <= width - 1:
+            out.append((text, style))
+            used += w
+            continue
+        if used < width - 1:
+            out.append((set_cell_size(text, width - 1 - used), style))
+        out.append(("…", style))
+        break
+    return out
