@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from rich.style import Style
 from textual.message import Message
 from textual.widgets import Sparkline
 
@@ -12,6 +13,7 @@ from model.api import CorpusError
 from nnio_tui import messages
 from nnio_tui.app import NnioApp
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.widgets.context_window import ContextWindow, _fit
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.next_token_bars import NextTokenBars
@@ -465,6 +467,40 @@ async def test_bars_are_drawn_anew_for_a_new_probe_and_a_new_theme():
         await pilot.pause()
         await pilot.pause()
         assert bar_colour() != colour
+
+
+def test_context_lines_end_in_an_ellipsis_styled_as_the_cell_it_replaces():
+    a, b = Style(bold=True), Style(italic=True)
+    line = [("abc", a), ("def", b)]
+    assert _fit(line, 6) == line
+    assert _fit(line, 5) == [("abc", a), ("d", b), ("…", b)]
+    assert _fit(line, 4) == [("abc", a), ("…", b)]
+    assert _fit(line, 3) == [("ab", a), ("…", a)]
+
+
+async def test_context_panel_follows_the_window_and_a_new_theme():
+    app = NnioApp(session=FakeSession())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.query_one(ContextWindow)
+
+        def label_cells():
+            row = next(y for y in range(panel.size.height)
+                       if "".join(seg.text for seg in panel.render_line(y)).startswith("label"))
+            return [(seg.text, seg.style.color) for seg in panel.render_line(row)]
+
+        first = label_cells()
+        await pilot.press("right")
+        await settle(pilot)
+        label = app.window_chunks[-1]
+        moved = label_cells()
+        assert moved != first and moved[1][0] == label.text
+        assert moved[2][0].strip() == str(label.token_id)
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        await pilot.pause()
+        assert [text for text, _ in label_cells()] == [text for text, _ in moved]
+        assert [colour for _, colour in label_cells()] != [colour for _, colour in moved]
 
 
 async def test_sliding_redraws_only_the_token_lines_that_changed(tmp_path, monkeypatch):
