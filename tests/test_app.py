@@ -13,7 +13,7 @@ from model.api import CorpusError
 from nnio_tui import messages
 from nnio_tui.app import NnioApp
 from nnio_tui.corpus_view import CorpusView
-from nnio_tui.widgets.context_window import ContextWindow, _fit
+from nnio_tui.widgets.context_window import ContextWindow, cut_to_width
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.next_token_bars import NextTokenBars
@@ -402,6 +402,14 @@ async def test_the_start_up_heap_is_frozen_out_of_the_collectors_way(tmp_path):
         assert gc.get_freeze_count() > 10_000
 
 
+def hold_probes(monkeypatch, fake: FakeSession) -> threading.Event:
+    """Make the fake's probes wait until the returned event is set."""
+    release = threading.Event()
+    probe = fake.probe
+    monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
+    return release
+
+
 async def test_old_bars_dim_only_while_a_new_windows_probe_is_late(monkeypatch):
     fake = FakeSession()
     app = NnioApp(session=fake)
@@ -414,9 +422,7 @@ async def test_old_bars_dim_only_while_a_new_windows_probe_is_late(monkeypatch):
         await pilot.press("right")
         await settle(pilot)
         assert dimmed == [] and not app.probe_stale
-        release = threading.Event()
-        probe = fake.probe
-        monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
+        release = hold_probes(monkeypatch, fake)
         bars.DIM_AFTER_S = 0.05
         await pilot.press("right")
         await pilot.pause(0.3)
@@ -436,9 +442,7 @@ async def test_a_slide_does_not_redraw_the_bars_until_the_new_probe_comes(monkey
         drawn: list[object] = []
         render_line = bars.render_line
         monkeypatch.setattr(bars, "render_line", lambda y: drawn.append(app.probe) or render_line(y))
-        release = threading.Event()
-        probe = fake.probe
-        monkeypatch.setattr(fake, "probe", lambda *a, **kw: release.wait(30) and probe(*a, **kw))
+        release = hold_probes(monkeypatch, fake)
         await pilot.press("right")
         await pilot.pause(0.3)
         assert app.probe_stale and drawn == []
@@ -472,10 +476,10 @@ async def test_bars_are_drawn_anew_for_a_new_probe_and_a_new_theme():
 def test_context_lines_end_in_an_ellipsis_styled_as_the_cell_it_replaces():
     a, b = Style(bold=True), Style(italic=True)
     line = [("abc", a), ("def", b)]
-    assert _fit(line, 6) == line
-    assert _fit(line, 5) == [("abc", a), ("d", b), ("…", b)]
-    assert _fit(line, 4) == [("abc", a), ("…", b)]
-    assert _fit(line, 3) == [("ab", a), ("…", a)]
+    assert cut_to_width(line, 6) == line
+    assert cut_to_width(line, 5) == [("abc", a), ("d", b), ("…", b)]
+    assert cut_to_width(line, 4) == [("abc", a), ("…", b)]
+    assert cut_to_width(line, 3) == [("ab", a), ("…", a)]
 
 
 async def test_context_panel_follows_the_window_and_a_new_theme():

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
 from rich.style import Style
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.widget import Widget
 
 from model.api import Chunk, NudgeReport, Sampled
-
-Line = list[tuple[str, Style | None]]
-"""A row as (text, style) pieces; a style of None is the widget's own."""
+from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
 
 def _number(p: float) -> str:
@@ -39,10 +34,13 @@ def pct_change(before: float, after: float) -> str:
     return f"{_number(before)}→{_number(after)}%"
 
 
-class ContextWindow(Widget):
+class ContextWindow(SegmentRows, Widget):
     """Chips for the window's tokens (newest last), then the label and what happened to it.
 
-    window_chunks holds the context tokens followed by the label token.
+    window_chunks holds the context tokens followed by the label token. Drawn from segments
+    (SegmentRows): every chip moves on a slide, so each key redraws the whole panel, and as a
+    Text that took 5.0 ms of the slid window's frame on a Zen 3; so, 3.1 ms (note 5 of
+    bench/README.md).
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -66,9 +64,7 @@ class ContextWindow(Widget):
     nudge: reactive[NudgeReport | None] = reactive(None)
     sampled: reactive[Sampled | None] = reactive(None)
 
-    _lines: Sequence[Line] = ()
-    _lines_for: tuple | None = None
-    _base = Style()
+    FILL_WITH_BASE = True  # as its Text was: a cell-for-cell match (bench/README.md, note 5)
 
     def watch_window_chunks(self) -> None:
         self._update_title()
@@ -80,8 +76,8 @@ class ContextWindow(Widget):
         n = max(0, len(self.window_chunks) - 1)
         self.border_title = f"context: {n} of max {self.block_size}"
 
-    def _info_lines(self) -> list[Line]:
-        lines: list[Line] = []
+    def _info_lines(self) -> list[Row]:
+        lines: list[Row] = []
         label_style = self.get_component_rich_style("context-window--label")
         dim = self.get_component_rich_style("context-window--dim")
         bold = Style(bold=True)
@@ -95,7 +91,7 @@ class ContextWindow(Widget):
                           (" nudged", dim)])
         if self.sampled is not None:
             token = self.sampled.token
-            line: Line = [
+            line: Row = [
                 ("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim),
                 (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
             ]
@@ -134,35 +130,17 @@ class ContextWindow(Widget):
             left_out += 1
         return lines, left_out
 
-    def notify_style_update(self) -> None:
-        self._lines_for = None  # the colours come from CSS (a theme): build anew
-        super().notify_style_update()
+    def _rows_key(self) -> tuple:
+        return (self.window_chunks, self.nudge, self.sampled, self.size)
 
-    def render_line(self, y: int) -> Strip:
-        """One row of the panel, built from segments (Textual's line API).
-
-        Every chip moves on a slide, so each key redraws the whole panel: drawn as a Text
-        it took 5.4 ms of the slid window's frame on a Zen 3, and most of that went into
-        turning the Text into Textual's Content (bench/README.md, note 5).
-        """
-        key = (self.window_chunks, self.nudge, self.sampled, self.size)
-        if self._lines_for != key:
-            self._base = self.rich_style  # it walks the ancestors: once per build
-            self._lines = self._build_lines()
-            self._lines_for = key
-        width, base = self.size.width, self._base
-        blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
-        if y >= len(self._lines):
-            return Strip.blank(width, base)  # as Textual fills the rows under a Text
-        segments = [Segment(text, base + style if style else base)
-                    for text, style in _fit(self._lines[y], width)]
-        return Strip(segments).crop_extend(0, width, blank)
+    def _fit(self, row: Row, width: int) -> Row:
+        return cut_to_width(row, width)
 
     def shown(self) -> str:
         """The panel's text, line by line (what the rows draw, before any cut to the width)."""
         return "\n".join("".join(text for text, _ in line) for line in self._build_lines())
 
-    def _build_lines(self) -> list[Line]:
+    def _build_lines(self) -> list[Row]:
         if not self.window_chunks:
             return []
         width, height = self.size.width, self.size.height
@@ -173,11 +151,11 @@ class ContextWindow(Widget):
                   1: self.get_component_rich_style("context-window--odd")}
         id_style = self.get_component_rich_style("context-window--id")
         dim = self.get_component_rich_style("context-window--dim")
-        out: list[Line] = []
+        out: list[Row] = []
         first_index = left_out
         for n, line in enumerate(lines):
-            chips: Line = []
-            ids: Line = []
+            chips: Row = []
+            ids: Row = []
             if n == 0 and left_out:
                 marker = f"+{left_out} "
                 chips.append((marker, dim))
@@ -195,12 +173,12 @@ class ContextWindow(Widget):
         return out
 
 
-def _fit(line: Line, width: int) -> Line:
+def cut_to_width(line: Row, width: int) -> Row:
     """The line cut to width cells, its last cell an ellipsis in the style of the cell it
     replaces (as Textual cuts a Text with text-overflow: ellipsis)."""
     if sum(cell_len(text) for text, _ in line) <= width:
         return line
-    out: Line = []
+    out: Row = []
     used = 0
     for text, style in line:
         w = cell_len(text)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 from typing import ClassVar
 
 from rich.cells import cell_len
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
 from nnio_tui.widgets.context_window import pct, pct_change
+from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 TEXT_WIDTH = 12
@@ -28,11 +26,13 @@ def bar(cells: float) -> str:
     return "█" * int(full) + (EIGHTHS[int(rest * 8)] if int(rest * 8) else "")
 
 
-class NextTokenBars(Widget):
+class NextTokenBars(SegmentRows, Widget):
     """Top-k next tokens as bars scaled to the width; as many rows as fit the height.
 
     The label's row is always shown (with its rank when it is outside the top rows). When
     `before` is set, each bar shows its old probability: growth in one colour, loss as a ghost.
+    Drawn from segments (SegmentRows): as a Text, the bars took 9 ms of each new probe's frame
+    on a Zen 3; so, 5 ms (bench/README.md, note 5).
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -68,9 +68,6 @@ class NextTokenBars(Widget):
     the ~35 ms of UI work a key cost there (bench/README.md, note 4)."""
 
     _dim_timer: Timer | None = None
-    _lines: Sequence[list[tuple[str, Style | None]]] = ()
-    _lines_for: tuple | None = None
-    _base = Style()
 
     def watch_stale(self, stale: bool) -> None:
         # The window moved and its probe is on its way: dim the old bars if it is slow.
@@ -108,30 +105,10 @@ class NextTokenBars(Widget):
             return top, False
         return list(probe.top[: max(0, rows - 2)]) + [label], True
 
-    def notify_style_update(self) -> None:
-        self._lines_for = None  # the colours come from CSS (a theme, -stale): build anew
-        super().notify_style_update()
+    def _rows_key(self) -> tuple:
+        return (self.probe, self.before, self.sampled, self.size)
 
-    def render_line(self, y: int) -> Strip:
-        """One row of the bars, built from segments (Textual's line API).
-
-        Drawn as a Text, the bars took 9 ms of each new probe's frame on a Zen 3, most of
-        it in turning the Text into Textual's Content; as segments, 5 ms (bench/README.md,
-        note 5). The rows are built once per probe, size or style, not once a line.
-        """
-        if self._lines_for != (self.probe, self.before, self.sampled, self.size):
-            # rich_style walks the ancestors: once per build, not once a line
-            self._base = self.rich_style
-            self._lines = self._build_lines()
-            self._lines_for = (self.probe, self.before, self.sampled, self.size)
-        width, base = self.size.width, self._base
-        blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
-        if y >= len(self._lines):
-            return Strip.blank(width, blank)
-        segments = [Segment(text, base + style if style else base) for text, style in self._lines[y]]
-        return Strip(segments).crop_extend(0, width, blank)
-
-    def _build_lines(self) -> list[list[tuple[str, Style | None]]]:
+    def _build_lines(self) -> list[Row]:
         """Each row as (text, style) pieces; a style of None is the widget's own."""
         probe = self.probe
         if probe is None:
@@ -151,7 +128,7 @@ class NextTokenBars(Widget):
         pct_w = 15 if has_before else 7
         bar_w = max(4, width - (2 + text_w + 1 + id_w + 1 + 1 + pct_w))
         scale = max([t.prob for t in rows] + [b for b in befores if b is not None])
-        lines: list[list[tuple[str, Style | None]]] = []
+        lines: list[Row] = []
         for n, (token, old) in enumerate(zip(rows, befores)):
             if label_apart and n == len(rows) - 1:
                 lines.append([("  ⋮", dim)])
@@ -182,16 +159,16 @@ class NextTokenBars(Widget):
         lines.append(self._summary(probe, dim))
         return lines
 
-    def _summary(self, probe: Probe, dim: Style) -> list[tuple[str, Style | None]]:
+    def _summary(self, probe: Probe, dim: Style) -> Row:
         """Label rank, entropy and loss, each added only while it fits the width."""
-        parts: list[list[tuple[str, Style | None]]] = []
+        parts: list[Row] = []
         if probe.label is not None and probe.label_rank is not None:
             parts.append([("▶ ", self.get_component_rich_style("next-token-bars--label")),
                           (f"rank {probe.label_rank:,} of {probe.vocab_size:,}", None)])
         parts.append([(f"entropy {probe.entropy:.2f} nats", dim)])
         if probe.loss is not None:
             parts.append([(f"loss {probe.loss:.2f}", dim)])
-        line: list[tuple[str, Style | None]] = []
+        line: Row = []
         used = 0
         for part in parts:
             part_w = sum(cell_len(text) for text, _ in part)
