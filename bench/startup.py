@@ -15,18 +15,15 @@ it, as a second launch would. It also prints how long `import nnio_tui.cli` and
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from pathlib import Path
+
+from pty_app import PtyApp
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78c]|\x1b\][^\x07]*\x07")
@@ -34,42 +31,22 @@ ANSI = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78c
 
 def launch(env: dict, worker: str, timeout: float = 60.0) -> tuple[float, float]:
     """Seconds from spawn to the first frame and to the first probe."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "nnio_tui", "--device", "cpu", "--worker", worker], cwd=ROOT,
-                            env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    app = PtyApp(env, ["--device", "cpu", "--worker", worker])
     seen, frame, probe = b"", None, None
     try:
-        while probe is None and time.perf_counter() - t0 < timeout:
-            ready, _, _ = select.select([master], [], [], 0.01)
-            if not ready:
+        while probe is None and not app.closed and time.perf_counter() - app.started < timeout:
+            data = app.read(0.01)
+            if not data:
                 continue
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
             seen += data
-            now = time.perf_counter() - t0
+            now = time.perf_counter() - app.started
             text = ANSI.sub(b"", seen)
             if frame is None and b"Run/pause" in text:
                 frame = now
             if b"entropy " in text:
                 probe = now
-        os.write(master, b"q")
-        deadline = time.perf_counter() + 20
-        while proc.poll() is None and time.perf_counter() < deadline:
-            if select.select([master], [], [], 0.05)[0]:
-                try:
-                    os.read(master, 65536)
-                except OSError:
-                    break
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        os.close(master)
+        app.quit()
     if frame is None or probe is None:
         sys.exit(f"no {'frame' if frame is None else 'probe'} within {timeout:.0f} s; "
                  f"last output: {ANSI.sub(b'', seen)[-400:]!r}")
