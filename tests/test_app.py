@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from rich.style import Style
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import Sparkline
 
@@ -16,6 +17,7 @@ from nnio_tui.corpus_view import CorpusView
 from nnio_tui.widgets.context_window import ContextWindow, cut_to_width
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
+from nnio_tui.widgets.loss_chart import LossChart
 from nnio_tui.widgets.next_token_bars import NextTokenBars
 from nnio_tui.widgets.token_chunks import TokenChunks
 from nnio_tui.widgets.too_small import TooSmall
@@ -521,3 +523,49 @@ async def test_sliding_redraws_only_the_token_lines_that_changed(tmp_path, monke
         first, label = app.window_start, app.window_start + app.context
         assert set(drawn) == {line_of[first - 1], line_of[label - 1], line_of[label]}
         assert len(set(drawn)) < len(tokens._lines)
+
+
+async def test_token_view_takes_new_styles_from_a_screen_class_and_a_theme():
+    app = NnioApp(session=FakeSession(), low_colour=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.query_one(TokenChunks)
+
+        def first_line_styles():
+            return [seg.style for seg in view.render_line(0) if seg.text.strip()]
+
+        plain = first_line_styles()
+        assert not any(style.underline for style in plain)
+        app.screen.set_class(True, "-low-colour")  # odd chunks get underlined
+        await pilot.pause()
+        await pilot.pause()
+        low = first_line_styles()
+        assert any(style.underline for style in low)
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        await pilot.pause()
+        assert [s.bgcolor for s in first_line_styles()] != [s.bgcolor for s in low]
+
+
+def bottom_border(widget) -> str:
+    """The widget's last row as drawn, with its border and subtitle."""
+    height = widget.outer_size.height
+    strips = widget.render_lines(Region(0, height - 1, widget.outer_size.width, 1))
+    return "".join(seg.text for seg in strips[0])
+
+
+async def test_loss_panel_subtitle_follows_running_and_unsaved(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        chart = app.query_one(LossChart)
+        assert "paused ⏸" in bottom_border(chart) and "unsaved" not in bottom_border(chart)
+        await pilot.press("s")
+        await settle(pilot)
+        assert "unsaved · paused ⏸" in bottom_border(chart)
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert "unsaved · running ▶" in bottom_border(chart)
+        await pilot.press("space")
+        await settle(pilot)
+        assert "unsaved · paused ⏸" in bottom_border(chart)

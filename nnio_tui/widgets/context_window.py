@@ -78,8 +78,8 @@ class ContextWindow(SegmentRows, Widget):
 
     def _info_lines(self) -> list[Row]:
         lines: list[Row] = []
-        label_style = self.get_component_rich_style("context-window--label")
-        dim = self.get_component_rich_style("context-window--dim")
+        label_style = self.cached_style("context-window--label")
+        dim = self.cached_style("context-window--dim")
         bold = Style(bold=True)
         if self.window_chunks:
             label = self.window_chunks[-1]
@@ -147,10 +147,10 @@ class ContextWindow(SegmentRows, Widget):
         info = self._info_lines()
         chip_rows = max(2, height - len(info))
         lines, left_out = self._chip_lines(width, max(1, chip_rows // 2))
-        parity = {0: self.get_component_rich_style("context-window--even"),
-                  1: self.get_component_rich_style("context-window--odd")}
-        id_style = self.get_component_rich_style("context-window--id")
-        dim = self.get_component_rich_style("context-window--dim")
+        parity = {0: self.cached_style("context-window--even"),
+                  1: self.cached_style("context-window--odd")}
+        id_style = self.cached_style("context-window--id")
+        dim = self.cached_style("context-window--dim")
         out: list[Row] = []
         first_index = left_out
         for n, line in enumerate(lines):

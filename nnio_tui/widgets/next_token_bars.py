@@ -115,7 +115,7 @@ class NextTokenBars(SegmentRows, Widget):
             return [[("waiting for the network…", Style(italic=True))]]
         width, height = self.size.width, self.size.height
         rows, label_apart = self._rows(height)
-        style = self.get_component_rich_style
+        style = self.cached_style
         dim = style("next-token-bars--dim")
         bar_style, gain, ghost_style = (style("next-token-bars--bar"), style("next-token-bars--gain"),
                                         style("next-token-bars--ghost"))
@@ -163,7 +163,7 @@ class NextTokenBars(SegmentRows, Widget):
         """Label rank, entropy and loss, each added only while it fits the width."""
         parts: list[Row] = []
         if probe.label is not None and probe.label_rank is not None:
-            parts.append([("▶ ", self.get_component_rich_style("next-token-bars--label")),
+            parts.append([("▶ ", self.cached_style("next-token-bars--label")),
                           (f"rank {probe.label_rank:,} of {probe.vocab_size:,}", None)])
         parts.append([(f"entropy {probe.entropy:.2f} nats", dim)])
         if probe.loss is not None:

@@ -8,16 +8,18 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from nnio_tui.widgets.style_cache import StyleCache
+
 Row = list[tuple[str, Style | None]]
 """A row as (text, style) pieces; a style of None is the widget's own."""
 
 
-class SegmentRows:
+class SegmentRows(StyleCache):
     """Mix into a Widget that draws its rows from (text, style) pieces.
 
     The rows are built when what they show (`_rows_key`) or the CSS changes, not once per
-    line drawn, and the widget's base style is read once per build: `Widget.rich_style`
-    walks every ancestor. Drawn as a Text instead, the next-token bars and the context panel
+    line drawn, and styles come from StyleCache: `Widget.rich_style` walks every ancestor.
+    Drawn as a Text instead, the next-token bars and the context panel
     spent most of their frame turning it into Textual's Content (bench/README.md, note 5).
     """
 
@@ -47,7 +49,7 @@ class SegmentRows:
     def render_line(self, y: int) -> Strip:
         key = self._rows_key()
         if self._built_for != key:
-            self._base = self.rich_style  # type: ignore[attr-defined]
+            self._base = self.cached_style()
             self._built = self._build_lines()
             self._built_for = key
         width, base = self.size.width, self._base  # type: ignore[attr-defined]

@@ -18,9 +18,20 @@ from textual.widget import Widget
 
 from model.api import Chunk
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.widgets.style_cache import StyleCache
 
 PAGE = 256
 MAX_PAGES = 64
+
+
+def style_name(index: int, start: int, label: int) -> str:
+    """The component class of the chunk at `index`, for a window [start, label) and its label."""
+    parity = "odd" if index % 2 else "even"
+    if index == label:
+        return "token-chunks--label"
+    if start <= index < label:
+        return f"token-chunks--window-{parity}"
+    return f"token-chunks--{parity}"
 
 
 class Cell(NamedTuple):
@@ -32,7 +43,7 @@ class Cell(NamedTuple):
     width: int
 
 
-class TokenChunks(Widget):
+class TokenChunks(StyleCache, Widget):
     """Shows only the visible part of the corpus, read page by page from a CorpusView.
 
     Lines are laid out from `top`, the index of the first visible token, so a corpus of any
@@ -96,9 +107,9 @@ class TokenChunks(Widget):
             self._pages.move_to_end(page)
         return chunks[index - page * PAGE]
 
-    def _cell_width(self, chunk: Chunk) -> int:
+    def _cell_width(self, chunk: Chunk, show_ids: bool) -> int:
         width = cell_len(chunk.text)
-        return max(width, len(str(chunk.token_id))) + 1 if self.show_ids else width
+        return max(width, len(str(chunk.token_id))) + 1 if show_ids else width
 
     # -- layout --------------------------------------------------------------
     @property
@@ -109,6 +120,7 @@ class TokenChunks(Widget):
         width = max(1, self.size.width)
         n_lines = max(1, self.size.height // self._rows_per_line)
         n = self.corpus.n_tokens if self.corpus else 0
+        show_ids = self.show_ids  # a reactive: read once, not once per chunk
         lines: list[list[Cell]] = []
         index = top
         while len(lines) < n_lines and index < n:
@@ -116,7 +128,7 @@ class TokenChunks(Widget):
             x = 0
             while index < n:
                 chunk = self._chunk(index)
-                w = self._cell_width(chunk)
+                w = self._cell_width(chunk, show_ids)
                 if line and x + w > width:
                     break
                 line.append(Cell(index, chunk, x, min(w, width)))
@@ -130,12 +142,13 @@ class TokenChunks(Widget):
     def _line_start_before(self, index: int, lines: int = 1) -> int:
         """Walk back `lines` lines from index, packing greedily as layout would."""
         width = max(1, self.size.width)
+        show_ids = self.show_ids
         start = index
         for _ in range(lines):
             x = 0
             while start > 0:
                 chunk = self._chunk(start - 1)
-                w = self._cell_width(chunk)
+                w = self._cell_width(chunk, show_ids)
                 if chunk.text.endswith("⏎") and x > 0 or x + w > width:
                     break
                 x += w
@@ -174,7 +187,9 @@ class TokenChunks(Widget):
 
     def _redraw(self) -> None:
         """Refresh the lines that now show other chunks or colours, or all of them."""
-        drawn = [tuple((cell, self._style_of(cell)) for cell in line) for line in self._lines]
+        start, label = self.window_start, self.window_start + self.context
+        drawn = [tuple((cell, style_name(cell.index, start, label)) for cell in line)
+                 for line in self._lines]
         geometry = (self.top, self.size, self.show_ids)
         if geometry != self._drawn_for or len(drawn) != len(self._drawn):
             self.refresh()
@@ -242,22 +257,14 @@ class TokenChunks(Widget):
             self.post_message(self.TokenClicked(index))
 
     # -- drawing -------------------------------------------------------------
-    def _style_of(self, cell: Cell) -> str:
-        parity = "odd" if cell.index % 2 else "even"
-        if cell.index == self.window_start + self.context:
-            return "token-chunks--label"
-        if self.window_start <= cell.index < self.window_start + self.context:
-            return f"token-chunks--window-{parity}"
-        return f"token-chunks--{parity}"
-
     def render_line(self, y: int) -> Strip:
         """One row of the content: a line of chunks, or (with ids shown) the ids under it."""
-        width, base = self.size.width, self.rich_style
+        width, base = self.size.width, self.cached_style()
         blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
         n, id_row = divmod(y, self._rows_per_line)
         if n >= len(self._lines):
             return Strip.blank(width, blank)
-        style = self.get_component_rich_style
+        style = self.cached_style
         segments = []
         if id_row:
             id_style = base + style("token-chunks--id")
@@ -266,8 +273,13 @@ class TokenChunks(Widget):
                 segments.append(Segment(label[: width - cell.x].ljust(cell.width), id_style))
         else:
             bytes_style = style("token-chunks--bytes", partial=True)
+            start, label = self.window_start, self.window_start + self.context
+            combined: dict[str, Style] = {}
             for cell in self._lines[n]:
-                cell_style = base + style(self._style_of(cell))
+                name = style_name(cell.index, start, label)
+                cell_style = combined.get(name)
+                if cell_style is None:
+                    cell_style = combined[name] = base + style(name)
                 if cell.chunk.is_partial_bytes:
                     cell_style = cell_style + bytes_style
                 chunk_text = cell.chunk.text[: cell.width]
