@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +15,7 @@ from textual.widgets import Button, Static
 class ConfirmReset(ModalScreen[bool]):
     """Dismisses with True to reset the weights, False to keep them."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("y", "answer(True)", "Reset"),
         Binding("n,escape", "answer(False)", "Keep"),
     ]
