@@ -10,7 +10,9 @@ segments share --seconds, and headless segments come before, between and after t
 same time in all), so a change in the machine's load hits both sides. In the last app
 segment it then presses `right` --presses times while training runs, at random moments.
 Headless training validates every TrainingBridge.EVAL_EVERY steps, as the app (and
-`nnio-tui train`) does, so both sides do the same work.
+`nnio-tui train`) does, so both sides do the same work. The validations' time is left out of
+both sides' tokens/s: one takes about a step, and whether the two or three of a run fell in
+app or headless segments moved the ratio by up to ±4% (bench/README.md, note 6).
 
 Latency is timed from posting the key to the driver until the frame that draws the new
 window is done (the compositor's refresh has returned; a real terminal then still has to
@@ -82,8 +84,24 @@ def timed(worker, plain_step):
         return report
     return step
 
+evaluations = []  # (worker, start, seconds) of each validation, app and headless alike
+
+def timed_evaluate(worker, plain_evaluate):
+    def evaluate(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return plain_evaluate(*args, **kwargs)
+        finally:
+            evaluations.append((worker, t, time.perf_counter() - t))
+    return evaluate
+
+def evaluating(start, end):
+    # seconds of validation that began within [start, end)
+    return sum(d for _, t, d in evaluations if start <= t < end)
+
 for worker, session in sessions.items():
     session.step = timed(worker, session.step)
+    session.evaluate = timed_evaluate(worker, session.evaluate)
     session.step(); session.step()
 
 def headless(session, seconds):
@@ -94,7 +112,8 @@ def headless(session, seconds):
         report = session.step(); n += 1
         if report.step % TrainingBridge.EVAL_EVERY == 0:
             session.evaluate()
-    return n, time.perf_counter() - t
+    end = time.perf_counter()
+    return n, end - t - evaluating(t, end)
 
 window_seen, probe_seen = [], []
 app = None
@@ -154,7 +173,8 @@ async def in_app(session, seconds, presses):
         t0, c0 = time.perf_counter(), time.thread_time()
         await asyncio.sleep(seconds)
         s1 = await step_boundary(steps_done + 1)
-        done = (s1 - s0, time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        done = (s1 - s0, t1 - t0 - evaluating(t0, t1))
         ui_cpu = (time.thread_time() - c0, time.perf_counter() - t0)
         where = "keys"  # steps while keys are pressed are kept apart from the timed ones
         window_ms, render_ms, probe_ms = [], [], []
@@ -212,6 +232,7 @@ for worker in workers:
     results[worker] = {
         "headless": rate(bare[worker]), "in_app": rate(opened[worker]),
         "ui_cpu": sum(c for c, _ in cpu[worker]) / sum(t for _, t in cpu[worker]),
+        "evaluations": [d for w, _, d in evaluations if w == worker],
         "step_ms": {where: 1000 * statistics.median(step_times[worker, where])
                     for where in ("headless", "app", "keys") if step_times[worker, where]},
         "window": pcts(keys[worker][0]), "window_render": pcts(keys[worker][1]),
@@ -269,6 +290,9 @@ def main() -> None:
             print(f"  app open, training {r['in_app']:7.0f} tokens/s  = "
                   f"{r['in_app'] / r['headless']:4.0%} of headless  (target >= 95%)")
             print(f"  UI thread CPU while training: {r['ui_cpu']:.0%} of a core")
+            evals = r["evaluations"]
+            print(f"  validations, left out of both: {len(evals)},"
+                  f" {sum(evals) / max(1, len(evals)):.2f} s each")
             ms = r["step_ms"]
             print(f"  median step: headless {ms['headless']:.0f} ms, app open {ms['app']:.0f}"
                   f" ms = {ms['headless'] / ms['app']:4.0%} speed; while keys were pressed "
