@@ -18,9 +18,9 @@ class SegmentRows(StyleCache):
     """Mix into a Widget that draws its rows from (text, style) pieces.
 
     The rows are built when what they show (`_rows_key`) or the CSS changes, not once per
-    line drawn, and styles come from StyleCache: `Widget.rich_style` walks every ancestor.
-    Drawn as a Text instead, the next-token bars and the context panel
-    spent most of their frame turning it into Textual's Content (bench/README.md, note 5).
+    line drawn, with styles from StyleCache (`Widget.rich_style` walks every ancestor).
+    Drawn as a Text instead, the next-token bars and the context panel spent most of their
+    frame turning it into Textual's Content (bench/README.md, note 5).
     """
 
     FILL_WITH_BASE = False
