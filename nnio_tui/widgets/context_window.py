@@ -74,7 +74,9 @@ class ContextWindow(SegmentRows, Widget):
 
     def _update_title(self) -> None:
         n = max(0, len(self.window_chunks) - 1)
-        self.border_title = f"context: {n} of max {self.block_size}"
+        title = f"context: {n} of max {self.block_size}"
+        if title != self.border_title:  # a slide keeps it; setting it parses and repaints
+            self.border_title = title
 
     def _info_lines(self) -> list[Row]:
         lines: list[Row] = []

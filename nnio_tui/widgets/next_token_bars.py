@@ -80,8 +80,10 @@ class NextTokenBars(SegmentRows, Widget):
             self.remove_class("-stale")  # no restyle when the class was never added
 
     def watch_probe(self, probe: Probe | None) -> None:
-        if probe is not None:
-            self.border_title = f"next token: {probe.vocab_size:,} outputs"
+        # Set only when it changes: setting a border title parses it and repaints.
+        title = None if probe is None else f"next token: {probe.vocab_size:,} outputs"
+        if title is not None and title != self.border_title:
+            self.border_title = title
 
     def _before_of(self, token: TokenProb) -> float | None:
         before = self.before
