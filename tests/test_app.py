@@ -569,3 +569,25 @@ async def test_loss_panel_subtitle_follows_running_and_unsaved(tmp_path):
         await pilot.press("space")
         await settle(pilot)
         assert "unsaved · paused ⏸" in bottom_border(chart)
+
+
+def top_border(widget) -> str:
+    """The widget's first row as drawn, with its border and title."""
+    strips = widget.render_lines(Region(0, 0, widget.outer_size.width, 1))
+    return "".join(seg.text for seg in strips[0])
+
+
+async def test_panel_titles_follow_the_context_length_and_the_vocabulary():
+    app = NnioApp(session=FakeSession())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel, bars = app.query_one(ContextWindow), app.query_one(NextTokenBars)
+        n = app.context
+        assert f"context: {n} of max {app.block_size}" in top_border(panel)
+        assert f"next token: {app.probe.vocab_size:,} outputs" in top_border(bars)
+        await pilot.press("left_square_bracket")
+        await settle(pilot)
+        assert f"context: {n - 1} of max {app.block_size}" in top_border(panel)
+        await pilot.press("right")
+        await settle(pilot)
+        assert f"context: {n - 1} of max {app.block_size}" in top_border(panel)
