@@ -1,7 +1,7 @@
 """Key to screen in a real terminal: `→` pressed in a pty while training runs, until the slid window's bytes arrive.
 
 Run: python bench/terminal_keys.py [--presses 100] [--workers process thread] [--warmup 5]
-     (needs pyte: pip install -e '.[bench]')
+     [--ui-seconds 30]   (needs pyte: pip install -e '.[bench]')
 
 bench/app_overhead.py times the same key inside the app (a headless pilot) and stops when the
 frame is composed. This one runs the real `nnio-tui` command in a 100x30 pseudo-terminal, so
@@ -17,6 +17,10 @@ last byte that completes the change left the pty. A small reader process takes t
 the pty and stamps them, so pyte's parsing (about 7 ms per 4 KB read here) delays no stamp.
 The script's own work runs on the same 2 cores as the app and training, as a terminal
 emulator's would.
+
+Before the presses it also watches --ui-seconds of training with no keys and prints what the
+UI cost per step: the CPU time of the app's process (all its threads, from /proc; with
+`--worker thread`, training shares it, so its main thread's only) and the bytes it wrote.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ except ImportError:
 ROWS, COLS = 30, 100
 RIGHT = b"\x1b[C"
 TOK_S = re.compile(r"[\d,]+ tok/s")
+STEP = re.compile(r"step ([\d,]+)")
 
 
 class Terminal:
@@ -72,6 +77,18 @@ class Terminal:
                 sys.exit(f"no {what} within {timeout:.0f} s; screen:\n{self.text()}")
             self.pump(0.05)
 
+    def step(self) -> int:
+        """The step the header shows."""
+        match = STEP.search(self.screen.display[0])
+        return int(match.group(1).replace(",", "")) if match else 0
+
+    def cpu_seconds(self, main_thread: bool = False) -> float:
+        """CPU time of the app's process so far: all its threads, or its main thread only."""
+        pid = self.app.proc.pid
+        with open(f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def context_rows(self) -> tuple[str, ...]:
         """The context panel's token and id rows (above its label line), as on screen."""
         lines = self.screen.display
@@ -88,17 +105,39 @@ class Terminal:
         return tuple(rows)
 
 
-def run(env: dict, worker: str, presses: int, warmup: float,
-        rng: random.Random) -> tuple[list[float], list[int]]:
-    """Seconds from each press to its window on screen, and the bytes written meanwhile."""
+def pump_for(term: Terminal, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while (left := end - time.perf_counter()) > 0:
+        term.pump(min(left, 0.05))
+
+
+def ui_cost(term: Terminal, seconds: float, main_thread: bool) -> str:
+    """What the UI cost per step over `seconds` of training with no keys: the process's CPU,
+    or with training in one of its threads, its main thread's (the UI's event loop)."""
+    steps, cpu = term.step(), term.cpu_seconds(main_thread)
+    written, t = term.written, time.perf_counter()
+    pump_for(term, seconds)
+    steps = term.step() - steps
+    cpu = term.cpu_seconds(main_thread) - cpu
+    written, t = term.written - written, time.perf_counter() - t
+    if steps <= 0:
+        return f"no step in {seconds:g} s"
+    whose = "main thread" if main_thread else "process"
+    return (f"{whose} {1000 * cpu / steps:.1f} ms of CPU and {written / steps / 1024:.1f} KiB"
+            f" written per step ({steps} steps, {cpu / t:.1%} of a core)")
+
+
+def run(env: dict, worker: str, presses: int, warmup: float, ui_seconds: float,
+        rng: random.Random) -> tuple[list[float], list[int], str]:
+    """Seconds from each press to its window on screen, the bytes written meanwhile, and
+    the UI's cost per step before the presses."""
     term = Terminal(env, worker)
     try:
         term.wait_for(lambda lines: any("entropy " in line for line in lines), 60, "first probe")
         term.app.send(b" ")
         term.wait_for(lambda lines: any(TOK_S.search(line) for line in lines), 60, "tok/s figure")
-        settle = time.perf_counter() + warmup
-        while time.perf_counter() < settle:
-            term.pump(0.05)
+        pump_for(term, warmup)
+        cost = ui_cost(term, ui_seconds, main_thread=worker == "thread") if ui_seconds > 0 else ""
         times, sizes = [], []
         for _ in range(presses):
             before = term.context_rows()
@@ -111,10 +150,8 @@ def run(env: dict, worker: str, presses: int, warmup: float,
                 arrived = term.pump(0.5) or arrived
             times.append(arrived - sent)
             sizes.append(term.written - written)
-            pause = time.perf_counter() + rng.uniform(0.05, 0.35)
-            while (left := pause - time.perf_counter()) > 0:
-                term.pump(left)
-        return times, sizes
+            pump_for(term, rng.uniform(0.05, 0.35))
+        return times, sizes, cost
     finally:
         term.app.quit()
 
@@ -131,10 +168,13 @@ def main() -> None:
                         default=["process", "thread"], help="the app's --worker, in turn")
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="seconds of training before the first press")
+    parser.add_argument("--ui-seconds", type=float, default=30.0,
+                        help="seconds of training with no keys to time the UI's cost per step")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"command: python bench/terminal_keys.py --presses {args.presses}"
-          f" --workers {' '.join(args.workers)} --warmup {args.warmup:g} --seed {args.seed}")
+          f" --workers {' '.join(args.workers)} --warmup {args.warmup:g}"
+          f" --ui-seconds {args.ui_seconds:g} --seed {args.seed}")
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         for worker in args.workers:
@@ -142,7 +182,9 @@ def main() -> None:
             env = {**os.environ, "TERM": "xterm-256color", "NNIO_TUI_CACHE_DIR": f"{tmp}/cache",
                    "XDG_DATA_HOME": f"{tmp}/data-{worker}", "COLUMNS": str(COLS), "LINES": str(ROWS)}
             env.pop("TEXTUAL", None)
-            times, sizes = run(env, worker, args.presses, args.warmup, rng)
+            times, sizes, cost = run(env, worker, args.presses, args.warmup, args.ui_seconds, rng)
+            if cost:
+                print(f"  {worker:7s} UI while training, no keys: {cost}")
             ms = [t * 1000 for t in times]
             print(f"  {worker:7s} key to screen ({len(ms)} presses of →, training): "
                   f"p50 {statistics.median(ms):6.1f} ms  p95 {percentile(ms, 0.95):6.1f} ms"
