@@ -1,4 +1,4 @@
-"""Key to screen in a real terminal: `→` pressed in a pty while training runs, until the slid window's bytes arrive.
+"""Key to screen in a real terminal: `→` pressed in a pty while training runs.
 
 Run: python bench/terminal_keys.py [--presses 100] [--workers process thread] [--warmup 5]
      [--ui-seconds 30]   (needs pyte: pip install -e '.[bench]')
