@@ -11,7 +11,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.api import Chunk, NudgeReport, Sampled
+from nnio_tui.widgets.border_text import set_border_title
 from nnio_tui.widgets.segment_rows import Row, SegmentRows
+
+BOLD = Style(bold=True)
 
 
 def _number(p: float) -> str:
@@ -74,22 +77,19 @@ class ContextWindow(SegmentRows, Widget):
 
     def _update_title(self) -> None:
         n = max(0, len(self.window_chunks) - 1)
-        title = f"context: {n} of max {self.block_size}"
-        if title != self.border_title:  # a slide keeps it; setting it parses and repaints
-            self.border_title = title
+        set_border_title(self, f"context: {n} of max {self.block_size}")
 
     def _info_lines(self) -> list[Row]:
         lines: list[Row] = []
         label_style = self.cached_style("context-window--label")
         dim = self.cached_style("context-window--dim")
-        bold = Style(bold=True)
         if self.window_chunks:
             label = self.window_chunks[-1]
             lines.append([("label ", None), (label.text, label_style), (f" {label.token_id}", dim)])
         if self.nudge is not None:
             # Same compact form as the bars, so it fits the 80-column layout.
             before, after = _number(self.nudge.before), pct(self.nudge.after)
-            lines.append([("p(label) ", None), (f"{before}→", None), (after, bold),
+            lines.append([("p(label) ", None), (f"{before}→", None), (after, BOLD),
                           (" nudged", dim)])
         if self.sampled is not None:
             token = self.sampled.token
@@ -98,7 +98,7 @@ class ContextWindow(SegmentRows, Widget):
                 (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
             ]
             for candidate in self.sampled.top:
-                line += [(" ", None), (candidate.text, bold if candidate == token else None),
+                line += [(" ", None), (candidate.text, BOLD if candidate == token else None),
                          (f" {pct(candidate.prob)}", dim)]
             lines.append(line)
         return lines
@@ -169,7 +169,7 @@ class ContextWindow(SegmentRows, Widget):
                 ids.append((str(chunk.token_id).ljust(w), id_style))
             first_index += len(line)
             if n == len(lines) - 1:
-                chips.append(("-> ?", Style(bold=True)))
+                chips.append(("-> ?", BOLD))
             out += [chips, ids]
         out += info
         return out

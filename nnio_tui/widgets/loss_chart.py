@@ -10,6 +10,7 @@ from textual.widget import Widget
 from textual.widgets import Label, Sparkline
 
 from nnio_tui.messages import TrainingSnapshot
+from nnio_tui.widgets.border_text import set_border_subtitle
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -51,8 +52,8 @@ class LossChart(Widget):
     """
 
     # The numbers and sparklines redraw themselves; repainting the chart too (and setting
-    # its subtitle, which repaints whether or not it changed) drew the whole panel anew
-    # every step: 1.5 ms of a step's frame on a Zen 3 (bench/README.md, note 6).
+    # its subtitle when it had not changed) drew the whole panel anew every step: 1.5 ms of
+    # a step's frame on a Zen 3 (bench/README.md, note 6).
     training: reactive[TrainingSnapshot | None] = reactive(None, repaint=False)
 
     def compose(self) -> ComposeResult:
@@ -82,9 +83,7 @@ class LossChart(Widget):
             ("  lr ", "dim"), _fmt(snapshot.lr, ".1e"),
         )
         state = "running ▶" if snapshot.running else "paused ⏸"
-        subtitle = f"unsaved · {state}" if snapshot.dirty else state
-        if subtitle != self.border_subtitle:
-            self.border_subtitle = subtitle
+        set_border_subtitle(self, f"unsaved · {state}" if snapshot.dirty else state)
         self.query_one("#train-loss", Sparkline).data = _curve(snapshot.losses)
         self.query_one("#val-loss", Sparkline).data = _curve(snapshot.val_losses)
 

@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
+from nnio_tui.widgets.border_text import set_border_title
 from nnio_tui.widgets.context_window import pct, pct_change
 from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
@@ -80,10 +81,8 @@ class NextTokenBars(SegmentRows, Widget):
             self.remove_class("-stale")  # no restyle when the class was never added
 
     def watch_probe(self, probe: Probe | None) -> None:
-        # Set only when it changes: setting a border title parses it and repaints.
-        title = None if probe is None else f"next token: {probe.vocab_size:,} outputs"
-        if title is not None and title != self.border_title:
-            self.border_title = title
+        if probe is not None:
+            set_border_title(self, f"next token: {probe.vocab_size:,} outputs")
 
     def _before_of(self, token: TokenProb) -> float | None:
         before = self.before

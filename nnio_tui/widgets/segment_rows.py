@@ -29,7 +29,6 @@ class SegmentRows(StyleCache):
 
     _built: Sequence[Row] = ()
     _built_for: tuple | None = None
-    _base = Style()
 
     def _rows_key(self) -> tuple:
         """What the rows show; they are built again when it changes."""
@@ -49,10 +48,9 @@ class SegmentRows(StyleCache):
     def render_line(self, y: int) -> Strip:
         key = self._rows_key()
         if self._built_for != key:
-            self._base = self.cached_style()
             self._built = self._build_lines()
             self._built_for = key
-        width, base = self.size.width, self._base  # type: ignore[attr-defined]
+        width, base = self.size.width, self.cached_style()  # type: ignore[attr-defined]
         blank = Style(bgcolor=base.bgcolor)  # past the text: the background alone
         if y >= len(self._built):
             return Strip.blank(width, base if self.FILL_WITH_BASE else blank)

@@ -18,6 +18,7 @@ from textual.widget import Widget
 
 from model.api import Chunk
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.widgets.border_text import set_border_subtitle
 from nnio_tui.widgets.style_cache import StyleCache
 
 PAGE = 256
@@ -180,9 +181,7 @@ class TokenChunks(StyleCache, Widget):
         self._lines = lines
         if lines and lines[-1]:
             last = self._last_visible(lines)
-            subtitle = f"{self.top:,}-{last:,} of {self.corpus.n_tokens:,}"
-            if subtitle != self.border_subtitle:
-                self.border_subtitle = subtitle  # which redraws the whole widget
+            set_border_subtitle(self, f"{self.top:,}-{last:,} of {self.corpus.n_tokens:,}")
         self._redraw()
 
     def _redraw(self) -> None:
