@@ -18,8 +18,8 @@ Latency is timed from posting the key to the driver until the frame that draws t
 window is done (the compositor's refresh has returned; a real terminal then still has to
 take the bytes):
 - "window": the frame in which ContextWindow draws the slid window (the UI's own work);
-  "window, render starts" stops the clock as ContextWindow starts drawing (builds its rows), as this script
-  did until note 5 of bench/README.md,
+  "window, render starts" stops the clock as ContextWindow starts drawing (builds its
+  rows), as this script did until note 5 of bench/README.md,
 - "probe" (every 5th press): the frame in which NextTokenBars draws the probe of the new
   window, which the bridge's looker probes beside the running step
   (bench/probe_latency.py times that part alone, and compares it with waiting for the step).
@@ -175,7 +175,7 @@ async def in_app(session, seconds, presses):
         s1 = await step_boundary(steps_done + 1)
         t1 = time.perf_counter()
         done = (s1 - s0, t1 - t0 - evaluating(t0, t1))
-        ui_cpu = (time.thread_time() - c0, time.perf_counter() - t0)
+        ui_cpu = (time.thread_time() - c0, t1 - t0)
         where = "keys"  # steps while keys are pressed are kept apart from the timed ones
         window_ms, render_ms, probe_ms = [], [], []
         rng = random.Random(0)

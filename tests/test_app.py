@@ -34,6 +34,14 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+async def switch_theme(pilot) -> None:
+    """Change the app's theme and let every widget restyle."""
+    app = pilot.app
+    app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+    await pilot.pause()
+    await pilot.pause()
+
+
 def shown(widget) -> str:
     """The text a line-drawn widget shows, row by row."""
     return "\n".join("".join(seg.text for seg in widget.render_line(y))
@@ -469,9 +477,7 @@ async def test_bars_are_drawn_anew_for_a_new_probe_and_a_new_theme():
         await pilot.press("s")
         await settle(pilot)
         assert "→" in shown(bars)  # each bar beside where it was before the step
-        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
-        await pilot.pause()
-        await pilot.pause()
+        await switch_theme(pilot)
         assert bar_colour() != colour
 
 
@@ -502,9 +508,7 @@ async def test_context_panel_follows_the_window_and_a_new_theme():
         moved = label_cells()
         assert moved != first and moved[1][0] == label.text
         assert moved[2][0].strip() == str(label.token_id)
-        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
-        await pilot.pause()
-        await pilot.pause()
+        await switch_theme(pilot)
         assert [text for text, _ in label_cells()] == [text for text, _ in moved]
         assert [colour for _, colour in label_cells()] != [colour for _, colour in moved]
 
@@ -541,16 +545,14 @@ async def test_token_view_takes_new_styles_from_a_screen_class_and_a_theme():
         await pilot.pause()
         low = first_line_styles()
         assert any(style.underline for style in low)
-        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
-        await pilot.pause()
-        await pilot.pause()
+        await switch_theme(pilot)
         assert [s.bgcolor for s in first_line_styles()] != [s.bgcolor for s in low]
 
 
-def bottom_border(widget) -> str:
-    """The widget's last row as drawn, with its border and subtitle."""
-    height = widget.outer_size.height
-    strips = widget.render_lines(Region(0, height - 1, widget.outer_size.width, 1))
+def border_row(widget, y: int) -> str:
+    """A row of the widget as drawn, border and its title or subtitle included; -1 is the last."""
+    y %= widget.outer_size.height
+    strips = widget.render_lines(Region(0, y, widget.outer_size.width, 1))
     return "".join(seg.text for seg in strips[0])
 
 
@@ -559,22 +561,16 @@ async def test_loss_panel_subtitle_follows_running_and_unsaved(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         chart = app.query_one(LossChart)
-        assert "paused ⏸" in bottom_border(chart) and "unsaved" not in bottom_border(chart)
+        assert "paused ⏸" in border_row(chart, -1) and "unsaved" not in border_row(chart, -1)
         await pilot.press("s")
         await settle(pilot)
-        assert "unsaved · paused ⏸" in bottom_border(chart)
+        assert "unsaved · paused ⏸" in border_row(chart, -1)
         await pilot.press("space")
         await pilot.pause(0.3)
-        assert "unsaved · running ▶" in bottom_border(chart)
+        assert "unsaved · running ▶" in border_row(chart, -1)
         await pilot.press("space")
         await settle(pilot)
-        assert "unsaved · paused ⏸" in bottom_border(chart)
-
-
-def top_border(widget) -> str:
-    """The widget's first row as drawn, with its border and title."""
-    strips = widget.render_lines(Region(0, 0, widget.outer_size.width, 1))
-    return "".join(seg.text for seg in strips[0])
+        assert "unsaved · paused ⏸" in border_row(chart, -1)
 
 
 async def test_panel_titles_follow_the_context_length_and_the_vocabulary():
@@ -583,11 +579,11 @@ async def test_panel_titles_follow_the_context_length_and_the_vocabulary():
         await settle(pilot)
         panel, bars = app.query_one(ContextWindow), app.query_one(NextTokenBars)
         n = app.context
-        assert f"context: {n} of max {app.block_size}" in top_border(panel)
-        assert f"next token: {app.probe.vocab_size:,} outputs" in top_border(bars)
+        assert f"context: {n} of max {app.block_size}" in border_row(panel, 0)
+        assert f"next token: {app.probe.vocab_size:,} outputs" in border_row(bars, 0)
         await pilot.press("left_square_bracket")
         await settle(pilot)
-        assert f"context: {n - 1} of max {app.block_size}" in top_border(panel)
+        assert f"context: {n - 1} of max {app.block_size}" in border_row(panel, 0)
         await pilot.press("right")
         await settle(pilot)
-        assert f"context: {n - 1} of max {app.block_size}" in top_border(panel)
+        assert f"context: {n - 1} of max {app.block_size}" in border_row(panel, 0)
