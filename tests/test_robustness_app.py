@@ -16,7 +16,7 @@ from nnio_tui import cli, commands, messages
 from nnio_tui.app import NnioApp
 from nnio_tui.widgets.token_chunks import TokenChunks
 from tests.fakes import FakeSession
-from tests.test_app import SIZE, settle
+from tests.test_app import SIZE, settle, shown
 
 
 def real_app(*argv: str) -> NnioApp:
@@ -54,6 +54,18 @@ async def test_start_up_failure_shows_one_line_and_q_quits(tmp_path, argv, messa
         assert message.format(p=tmp_path) in shown.splitlines()[0]
         await pilot.press("s", "space", "q")
     assert app.return_code == 2
+
+
+async def test_a_long_start_up_error_wraps_on_screen(tmp_path):
+    (tmp_path / "short.txt").write_text("hi there\n")
+    app = real_app(str(tmp_path / "short.txt"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        error = app.query_one("#loading-error")
+        assert error.region.right <= app.screen.region.right  # not cut at the screen's edge
+        words = " ".join(shown(error).split())
+        assert words.endswith("use a corpus of at least 650 tokens press q to quit")
+        await pilot.press("q")
 
 
 async def test_corpus_warnings_are_shown(tmp_path):

@@ -18,6 +18,8 @@ class LoadingView(Vertical):
     }
     LoadingView > * {
         width: auto;
+        max-width: 100%;  /* a long error wraps instead of running off the screen */
+        padding: 0 2;
     }
     """
 
