@@ -16,6 +16,14 @@ SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+SUBCOMMAND_HELP = {
+    "tokenize": "Print a text as coloured token chunks, or as ids with --ids.",
+    "train": "Train headless with a progress bar, then save the checkpoint.",
+    "predict": "Print the next-token probabilities after a context.",
+    "sample": "Continue a prompt token by token.",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (what is wrong, where to look), exit code 2."""
 
@@ -46,21 +54,28 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where the model runs; auto: cuda, then mps, then cpu (default auto)")
+
+
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     # None defaults tell a flag the user gave from one left alone, which matters on resume.
     parser.add_argument("--encoding",
                         help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
     parser.add_argument("--preset", help="model size: tiny, cpu, gpu, gpt2 (default cpu)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    _device_flag(parser)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
                              " and on CPUs with bf16 instructions, else fp32")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the weights and the windows; CPU runs repeat exactly (default 0)")
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
-    parser.add_argument("--n-layer", type=_positive(int))
-    parser.add_argument("--n-head", type=_positive(int))
-    parser.add_argument("--n-embd", type=_positive(int))
-    parser.add_argument("--batch-size", type=_positive(int))
+    parser.add_argument("--n-layer", type=_positive(int), help="transformer blocks")
+    parser.add_argument("--n-head", type=_positive(int), help="attention heads per block")
+    parser.add_argument("--n-embd", type=_positive(int),
+                        help="width of each token's vector (a multiple of --n-head)")
+    parser.add_argument("--batch-size", type=_positive(int), help="windows per training step")
     parser.add_argument("--lr", type=_positive(float), help="peak learning rate")
 
 
@@ -96,35 +111,42 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
                        help="where training runs: a child process (default), so the UI"
                             " never slows it, or a thread of the app")
         return p
-    p = _Parser(prog=f"nnio-tui {command}")
+    p = _Parser(prog=f"nnio-tui {command}", description=SUBCOMMAND_HELP[command])
     if command == "tokenize":
-        p.add_argument("path", nargs="?", default=None, help="text source or - (default: sample)")
-        p.add_argument("--encoding", default="cl100k_base")
+        p.add_argument("path", nargs="?", default=None,
+                       help="text file, folder, .jsonl, .parquet or - (default: the bundled sample)")
+        p.add_argument("--encoding", default="cl100k_base",
+                       help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
         p.add_argument("--ids", action="store_true", help="print ids separated by spaces")
     elif command == "train":
         p.add_argument("corpus", nargs="?", help="text source (default: the bundled sample)")
-        p.add_argument("--steps", type=_positive(int), required=True)
+        p.add_argument("--steps", type=_positive(int), required=True, help="training steps to run")
         _model_flags(p)
         p.add_argument("--checkpoint", help="where to save (default: the run's path)")
-        p.add_argument("--eval-every", type=_positive(int), default=50)
+        p.add_argument("--eval-every", type=_positive(int), default=50,
+                       help="print the validation loss every N steps (default 50)")
     elif command == "predict":
-        p.add_argument("--checkpoint", required=True)
+        p.add_argument("--checkpoint", required=True, help="a .safetensors file saved by nnio-tui")
         what = p.add_mutually_exclusive_group(required=True)
-        what.add_argument("--text")
-        what.add_argument("--ids", type=int, nargs="+")
-        p.add_argument("--top", type=_positive(int), default=10)
-        p.add_argument("--json", action="store_true")
-        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+        what.add_argument("--text", help="the context, as text")
+        what.add_argument("--ids", type=int, nargs="+", help="the context, as token ids")
+        p.add_argument("--top", type=_positive(int), default=10,
+                       help="how many of the likeliest next tokens to list (default 10)")
+        p.add_argument("--json", action="store_true", help="print one JSON object instead")
+        _device_flag(p)
     elif command == "sample":
-        p.add_argument("--checkpoint", required=True)
-        p.add_argument("--prompt", required=True)
-        p.add_argument("--max-tokens", type=_positive(int), default=50)
-        p.add_argument("--temperature", type=_non_negative_float, default=1.0)
-        p.add_argument("--top-k", type=_positive(int))
-        p.add_argument("--top-p", type=_positive(float))
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--json", action="store_true")
-        p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+        p.add_argument("--checkpoint", required=True, help="a .safetensors file saved by nnio-tui")
+        p.add_argument("--prompt", required=True, help="text to continue")
+        p.add_argument("--max-tokens", type=_positive(int), default=50,
+                       help="tokens to add (default 50)")
+        p.add_argument("--temperature", type=_non_negative_float, default=1.0,
+                       help="0 always takes the likeliest token; above 1 flattens (default 1)")
+        p.add_argument("--top-k", type=_positive(int), help="draw only from the K likeliest")
+        p.add_argument("--top-p", type=_positive(float),
+                       help="draw only from the likeliest tokens whose probabilities add up to P")
+        p.add_argument("--seed", type=int, default=0, help="the same seed draws the same tokens")
+        p.add_argument("--json", action="store_true", help="print one JSON object instead")
+        _device_flag(p)
     return p
 
 
