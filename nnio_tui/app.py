@@ -207,7 +207,7 @@ class NnioApp(App[int]):
         elif self.corpus is None:
             self._show_failure(line)
         else:
-            self.notify(line, title="training stopped", severity="error")
+            self.notify(line, title="training stopped", severity="error", markup=False)
 
     # -- facts from the worker -----------------------------------------------
     def on_session_loading(self, message: messages.SessionLoading) -> None:
@@ -279,13 +279,14 @@ class NnioApp(App[int]):
         if self._is_current(message.start, message.length):
             self.sampled = message.sampled
             token = message.sampled.token
-            self.notify(f"sampled {token.text} ({pct(token.prob)})", timeout=3)
+            # token texts and paths hold brackets ("[/" is a token): never markup
+            self.notify(f"sampled {token.text} ({pct(token.prob)})", timeout=3, markup=False)
 
     def on_checkpoint_saved(self, message: messages.CheckpointSaved) -> None:
-        self.notify(f"saved checkpoint to {message.path}")
+        self.notify(f"saved checkpoint to {message.path}", markup=False)
 
     def on_command_failed(self, message: messages.CommandFailed) -> None:
-        self.notify(message.error, title=message.title, severity="error")
+        self.notify(message.error, title=message.title, severity="error", markup=False)
 
     @on(TokenChunks.TokenClicked)
     def make_label(self, message: TokenChunks.TokenClicked) -> None:

@@ -267,7 +267,7 @@ def session_opener(args: argparse.Namespace, notify):
     """
 
     def say(line: str) -> None:
-        notify(line, title="run", timeout=8)
+        notify(line, title="run", timeout=8, markup=False)
 
     def open_session(on_progress):
         if getattr(args, "worker", "thread") == "process":
@@ -279,7 +279,7 @@ def session_opener(args: argparse.Namespace, notify):
         else:
             session = open_for_training(args, on_progress, say)
         for line in session.warnings:
-            notify(line, title="corpus", severity="warning", timeout=10)
+            notify(line, title="corpus", severity="warning", timeout=10, markup=False)
         return session
 
     return open_session

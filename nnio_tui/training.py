@@ -269,6 +269,8 @@ class TrainingBridge:
                     self._post(TrainingProgress(self._snapshot()))
                     self._post(TrainingStopped(str(error)))
                 self._post(CommandFailed(str(error)))
+        # Cancelled with no quit: the app ended some other way (a crash). Keep the training.
+        self._close()
 
     def _next(self, timeout: float) -> tuple[int, Command] | None:
         with self._wakeup:

@@ -4,7 +4,9 @@ memory step pauses and tells, 1,000 fast keys stay exact, and few-colour termina
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
+import time
 
 import pytest
 from rich.color import ColorSystem
@@ -66,6 +68,46 @@ async def test_a_long_start_up_error_wraps_on_screen(tmp_path):
         words = " ".join(shown(error).split())
         assert words.endswith("use a corpus of at least 650 tokens press q to quit")
         await pilot.press("q")
+
+
+class BracketSampler(FakeSession):
+    """Samples "[/", a real cl100k token (id 25130) that is also the start of a markup tag."""
+
+    def sample(self, context_ids, **kwargs):
+        sampled = super().sample(context_ids, **kwargs)
+        return dataclasses.replace(sampled, token=dataclasses.replace(sampled.token, text="[/"))
+
+
+async def test_a_sampled_bracket_token_is_shown_as_text(tmp_path):
+    app = NnioApp(session=BracketSampler(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.pause(0.1)  # the toast is drawn
+        assert [n.message for n in app._notifications][-1].startswith("sampled [/ (")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+def _saved_within(fake: FakeSession, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds  # a guard against a hang, not a timing
+    while not fake.saves and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(fake.saves)
+
+
+async def test_an_app_that_ends_without_quitting_still_saves(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        assert fake.dirty
+        app.exit()  # as a crash ends it: no quit command reaches the worker
+    assert await asyncio.to_thread(_saved_within, fake, 30)
+    assert not fake.dirty
 
 
 async def test_corpus_warnings_are_shown(tmp_path):
