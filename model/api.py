@@ -78,6 +78,15 @@ def tune_allocator() -> None:
     _tune()
 
 
+def _check_finite(probs) -> None:
+    """Raise TrainingDiverged if a next-token distribution holds NaN or infinities."""
+    import torch
+
+    if not bool(torch.isfinite(probs).all()):
+        raise TrainingDiverged(
+            "the model outputs NaN: reset it (r in the app) or load a good checkpoint")
+
+
 class Session:
     """A model, its optimizer, a corpus and a tokenizer: everything one training run needs.
 
@@ -155,6 +164,8 @@ class Session:
         from model.device import resolve_device, training_dtype
         from model.vocab import load_encoding
 
+        if seed < 0:
+            raise ConfigError(f"seed must be 0 or more, got {seed}")  # numpy's generators say so
         torch_device = resolve_device(device)
         training_dtype(torch_device, precision)  # a bad name fails before the slow work
         enc = load_encoding(encoding)
@@ -345,7 +356,6 @@ class Session:
 
     def probe_ids(self, context_ids: list[int], label_id: int | None = None, k: int = 10) -> Probe:
         """Next-token distribution after any ids; only the last block_size are used."""
-        import torch
 
         from model.sample import describe, next_token_probs
 
@@ -355,9 +365,7 @@ class Session:
         trainer = self._trainer  # reset() may swap it meanwhile (see probes_beside_steps)
         with self._out_of_memory("a probe", makes_grads=False), trainer.weights_lock:
             probs = next_token_probs(trainer.model, context, self._device)
-        if not bool(torch.isfinite(probs).all()):
-            raise TrainingDiverged(
-                "the model outputs NaN: reset it (r in the app) or load a good checkpoint")
+        _check_finite(probs)
         d = describe(probs, label_id, k)
         label = None if label_id is None else self._token_prob(label_id, d.label_prob)
         return Probe(
@@ -424,6 +432,7 @@ class Session:
         context = self._check_ids(list(context_ids)[-self.block_size:] or [self._enc.eot_token])
         with self._out_of_memory("sampling"):
             probs = next_token_probs(self._trainer.model, context, self._device)  # (V,)
+        _check_finite(probs)
         in_play = sampling_probs(probs, temperature, top_k, top_p)  # (V,)
         token = draw(in_play, seed)
         shown = torch.where(in_play > 0, probs, torch.full_like(probs, -1.0))

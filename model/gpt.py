@@ -127,7 +127,9 @@ class GPT(nn.Module):
         # A sparse gradient (B*T rows) for the tied matrix: autograd adds it into the head's
         # dense one, where a dense embedding gradient would zero-fill and add a second
         # (Vp, C) tensor every step. Every output goes through the head, so .grad stays dense.
-        tok = F.embedding(idx, self.transformer.wte.weight, sparse=True)  # (B, T, C)
+        # MPS has no sparse tensors.
+        sparse = idx.device.type != "mps"
+        tok = F.embedding(idx, self.transformer.wte.weight, sparse=sparse)  # (B, T, C)
         x = tok + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(x)
         for block in self.transformer.h:

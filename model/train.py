@@ -60,13 +60,11 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
 
 
 def _has_fused_adamw(device: torch.device) -> bool:
-    """Fused AdamW runs on CUDA, and on the CPU from torch 2.4.
+    """Fused AdamW runs on CUDA and on the CPU (torch >= 2.4), not on MPS.
 
     On the CPU it took 5-10 ms a step instead of the default's 20-50 ms at the cpu preset.
     """
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and torch.torch_version.TorchVersion(torch.__version__) >= "2.4"
+    return device.type in ("cuda", "cpu")
 
 
 class Trainer:
@@ -165,11 +163,12 @@ class Trainer:
         loss_value, norm_value = loss.item(), norm.item()
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
+            message = (f"the loss became {loss_value} at step {self.step}; kept the last good"
+                       " weights - lower the learning rate (--lr) and continue")
             with self.weights_lock:
-                self._restore_good()
-            raise TrainingDiverged(
-                f"the loss became {loss_value} at step {self.step}; kept the last good weights"
-                " - lower the learning rate (--lr) and continue")
+                if self._restore_good():
+                    self.step -= 1  # the good weights are those from before the last update
+            raise TrainingDiverged(message)
         self._keep_good()
         with self.weights_lock:
             self.optimizer.step()
@@ -188,12 +187,14 @@ class Trainer:
         else:
             torch._foreach_copy_(self._good, [p.detach() for p in params])
 
-    def _restore_good(self) -> None:
+    def _restore_good(self) -> bool:
+        """Put back the weights of the last finite loss; False if there are none yet."""
         if self._good is None:
-            return  # the very first step diverged: there are no earlier weights to go back to
+            return False  # the very first step diverged: there are no earlier weights
         with torch.no_grad():
             for p, good in zip(self.model.parameters(), self._good):
                 p.copy_(good)
+        return True
 
     def _check_weights(self) -> None:
         """Undo an update that left NaN or infinite weights, and say so.

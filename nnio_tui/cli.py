@@ -44,6 +44,16 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -68,7 +78,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
                              " and on CPUs with bf16 instructions, else fp32")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=_seed, default=0,
                         help="seeds the weights and the windows; CPU runs repeat exactly (default 0)")
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
     parser.add_argument("--n-layer", type=_positive(int), help="transformer blocks")
@@ -144,7 +154,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--top-k", type=_positive(int), help="draw only from the K likeliest")
         p.add_argument("--top-p", type=_positive(float),
                        help="draw only from the likeliest tokens whose probabilities add up to P")
-        p.add_argument("--seed", type=int, default=0, help="the same seed draws the same tokens")
+        p.add_argument("--seed", type=_seed, default=0, help="the same seed draws the same tokens")
         p.add_argument("--json", action="store_true", help="print one JSON object instead")
         _device_flag(p)
     return p

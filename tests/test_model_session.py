@@ -153,3 +153,8 @@ def test_a_probe_that_runs_out_of_memory_leaves_the_steps_gradients(tmp_path, mo
     with pytest.raises(DeviceError, match="ran out of memory during a probe"):
         session.probe(5, 8)
     assert weight.grad is not None and bool((weight.grad == 1).all())
+
+
+def test_a_negative_seed_is_refused_before_the_slow_work():
+    with pytest.raises(ConfigError, match="seed must be 0 or more, got -1"):
+        Session.open(None, preset="tiny", device="cpu", seed=-1)

@@ -59,9 +59,15 @@ def test_nudge_raises_the_label_and_leaves_adamw_alone():
             assert torch.equal(v, state[id(p)][k])
 
 
+def first_param(session) -> torch.Tensor:
+    return next(session._trainer.model.parameters()).detach()
+
+
 def test_nan_weights_are_restored_and_reported():
     session = _tiny()
-    session.train(2)
+    session.train(1)
+    good_at_1 = [first_param(session).clone()]
+    session.train(1)
     good = [p.detach().clone() for p in session._trainer.model.parameters()]
     with torch.no_grad():
         session._trainer.model.transformer.h[0].mlp.c_fc.weight.fill_(float("nan"))
@@ -69,8 +75,19 @@ def test_nan_weights_are_restored_and_reported():
         session.step()
     assert all(torch.isfinite(p).all() for p in session._trainer.model.parameters())
     assert math.isfinite(session.probe(0, 8).loss)
-    assert session.step().step == 3
+    # back to the weights of step 1, kept before the update that made the NaN ones
+    assert session.info().step == 1 and torch.equal(good_at_1[0], first_param(session))
+    assert session.step().step == 2
     assert any(not torch.equal(a, b) for a, b in zip(good, session._trainer.model.parameters()))
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_sampling_from_nan_weights_says_so(temperature):
+    session = _tiny()
+    with torch.no_grad():
+        session._trainer.model.transformer.h[0].mlp.c_fc.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="outputs NaN"):
+        session.sample([1, 2, 3], temperature=temperature)
 
 
 def test_reset_returns_to_step_zero():

@@ -164,6 +164,9 @@ def test_cuda_missing_through_the_real_command():
      "argument --top-k: must be greater than 0, got 0"),
     (["sample", "--checkpoint", "x", "--prompt", "a", "--temperature", "-1"],
      "argument --temperature: must be 0 or more, got -1"),
+    (["train", "--steps", "1", "--seed", "-1"], "argument --seed: must be 0 or more, got -1"),
+    (["sample", "--checkpoint", "x", "--prompt", "a", "--seed", "1.5"],
+     "argument --seed: '1.5' is not a whole number"),
     (["train", "--steps", "1", "--block-size", "100000"],
      "block_size must be between 1 and 8192, got 100000"),
 ])
