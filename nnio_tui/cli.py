@@ -79,7 +79,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
                         help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
                              " and on CPUs with bf16 instructions, else fp32")
     parser.add_argument("--seed", type=_seed, default=0,
-                        help="seeds the weights and the windows; CPU runs repeat exactly (default 0)")
+                        help="seeds the weights and the windows; CPU runs repeat exactly"
+                             " (default 0)")
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
     parser.add_argument("--n-layer", type=_positive(int), help="transformer blocks")
     parser.add_argument("--n-head", type=_positive(int), help="attention heads per block")
@@ -124,7 +125,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     p = _Parser(prog=f"nnio-tui {command}", description=SUBCOMMAND_HELP[command])
     if command == "tokenize":
         p.add_argument("path", nargs="?", default=None,
-                       help="text file, folder, .jsonl, .parquet or - (default: the bundled sample)")
+                       help="text file, folder, .jsonl, .parquet or -"
+                            " (default: the bundled sample)")
         p.add_argument("--encoding", default="cl100k_base",
                        help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
         p.add_argument("--ids", action="store_true", help="print ids separated by spaces")
