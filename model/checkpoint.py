@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from model.errors import CheckpointError
+from model.gpt import padded_vocab
 
 FORMAT = "nnio-tui-checkpoint"
 VERSION = "1"
@@ -186,15 +187,23 @@ def read_nanogpt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise CheckpointError(
             f"{path}: vocab_size {args.get('vocab_size')} is not GPT-2's; only gpt2-encoding"
             " nanoGPT checkpoints can be loaded")
-    gpt = {"vocab_size": 50257, "block_size": args["block_size"], "n_layer": args["n_layer"],
-           "n_head": args["n_head"], "n_embd": args["n_embd"],
-           "dropout": 0.0, "bias": bool(args.get("bias", False))}
+    try:
+        gpt = {"vocab_size": 50257, "block_size": args["block_size"], "n_layer": args["n_layer"],
+               "n_head": args["n_head"], "n_embd": args["n_embd"],
+               "dropout": 0.0, "bias": bool(args.get("bias", False))}
+    except KeyError as e:
+        raise CheckpointError(f"{path}: model_args lacks {e}; the file is incomplete") from e
     tensors = {}
     for name, value in data["model"].items():
         name = name.removeprefix("_orig_mod.")  # torch.compile's wrapper prefix
         if name == "lm_head.weight" or name.endswith(".attn.bias"):
             continue  # tied to wte, and the old causal-mask buffer
         tensors[f"model/{name}"] = value
+    wte = tensors.get("model/transformer.wte.weight")
+    if isinstance(wte, torch.Tensor) and wte.dim() == 2 and wte.shape[0] == 50257:
+        # a fine-tune of OpenAI's GPT-2 keeps its 50,257 rows; ours pads them (gpt.py)
+        pad = wte.new_zeros(padded_vocab(50257) - 50257, wte.shape[1])
+        tensors["model/transformer.wte.weight"] = torch.cat([wte, pad])
     meta = {"gpt_config": json.dumps(gpt), "train_config": "{}", "encoding": "gpt2",
             "step": str(int(data.get("iter_num", 0))), "preset": "nanogpt"}
     return tensors, meta
@@ -215,20 +224,25 @@ def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path
     model.load_state_dict(state, strict=False)
 
 
-def optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor],
-                    fused: bool) -> dict[torch.nn.Parameter, dict[str, torch.Tensor]]:
+def optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], fused: bool,
+                    path: Path) -> dict[torch.nn.Parameter, dict[str, torch.Tensor]]:
     """The stored AdamW moments per parameter; parameters without stored state start fresh.
 
     Args:
         model: the network whose parameters the state is for.
         tensors: the checkpoint's tensors.
         fused: fused AdamW keeps `step` on the parameter's device, the others on the CPU.
+        path: the checkpoint, for the message when a moment's shape is wrong.
     """
     states = {}
     for name, p in model.named_parameters():
         state = {}
         for field in _OPTIM_FIELDS:
             value = tensors.get(f"optim/{name}/{field}")
+            if value is not None and field != "step" and value.shape != p.shape:
+                raise CheckpointError(
+                    f"{path}: optimizer state {name}/{field} has shape {tuple(value.shape)},"
+                    f" the weight has {tuple(p.shape)}; the file is damaged")
             if value is not None:
                 state[field] = value.to(p.device if field != "step" or fused else "cpu")
         if len(state) == len(_OPTIM_FIELDS):

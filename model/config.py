@@ -158,10 +158,30 @@ def to_json(config: GPTConfig | TrainConfig) -> str:
 
 
 def from_json(cls: type, text: str) -> GPTConfig | TrainConfig:
-    """Rebuild a config saved by to_json; unknown keys from newer versions are refused."""
+    """Rebuild a config saved by to_json; unknown keys and wrong types are refused.
+
+    Raises:
+        ConfigError: a field is unknown (a newer version) or has the wrong type (damage).
+        ValueError: the text is not JSON.
+    """
     data = json.loads(text)
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} is not a JSON object")
+    defaults = {f.name: f.default for f in fields(cls)}
+    unknown = set(data) - set(defaults)
     if unknown:
         raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    for name, value in data.items():
+        if not _same_kind(value, defaults[name]):
+            kind = type(defaults[name]).__name__
+            raise ConfigError(f"{cls.__name__}.{name} should be {kind}, got {value!r}")
     return cls(**data)
+
+
+def _same_kind(value, default) -> bool:
+    """A JSON value fits a field: bool for bool, int for int, any number for float."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))

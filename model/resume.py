@@ -16,7 +16,7 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
            corpus_optional: bool, precision: str = "auto"):
     """The body of Session.load (see its docstring); cls is Session."""
     from model import checkpoint as ckpt
-    from model.config import GPTConfig, TrainConfig, from_json
+    from model.config import GPTConfig, TrainConfig, from_json, validate
     from model.corpus import open_corpus
     from model.device import resolve_device, training_dtype
     from model.vocab import load_encoding
@@ -33,7 +33,11 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
     try:
         gpt_cfg = from_json(GPTConfig, meta["gpt_config"])
         train_cfg = from_json(TrainConfig, meta["train_config"])
-        encoding, step = meta["encoding"], int(meta["step"])
+        validate(gpt_cfg, train_cfg)
+        encoding, step, seed = meta["encoding"], int(meta["step"]), int(meta.get("seed", 0))
+        if step < 0 or seed < 0:
+            raise ValueError(f"step {step} and seed {seed} must be 0 or more")
+        data_state = json.loads(meta["data_state"]) if "data_state" in meta else None
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
     check_expected(path, expect, {
@@ -55,13 +59,17 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         opened = open_corpus(None, enc, encoding, on_progress)
     session = cls(enc=enc, corpus=opened, encoding=encoding,
                   preset=meta.get("preset", "custom"), gpt_cfg=gpt_cfg, train_cfg=train_cfg,
-                  device=torch_device, seed=int(meta.get("seed", 0)), checkpoint_path=path,
+                  device=torch_device, seed=seed, checkpoint_path=path,
                   precision=precision)
     trainer = session._trainer
     ckpt.restore_model(trainer.model, tensors, path)
-    trainer.set_optimizer_state(ckpt.optimizer_state(trainer.model, tensors, trainer.fused_adamw))
+    trainer.set_optimizer_state(ckpt.optimizer_state(trainer.model, tensors, trainer.fused_adamw,
+                                                      path))
     trainer.step = step
-    if "data_state" in meta and opened.source == meta.get("corpus_source"):
-        trainer.windows.set_state(json.loads(meta["data_state"]))
+    if data_state is not None and opened.source == meta.get("corpus_source"):
+        try:
+            trainer.windows.set_state(data_state)
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{path} has an unreadable sampler state ({e})") from e
     session._restore_history(meta.get("loss_history"))
     return session

@@ -3,6 +3,7 @@ exit code 2, no traceback; and a save killed at any moment never costs the previ
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import select
@@ -19,6 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from model import checkpoint as ckpt
 from model.api import Session
+from model.config import GPTConfig, from_json
+from model.gpt import GPT
 from nnio_tui import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +78,26 @@ def wrong_shape(good: Path) -> Path:
     return good
 
 
+def edited(change):
+    """A checkpoint damaged by change(metadata, tensors), both dicts edited in place."""
+    def make(good: Path) -> Path:
+        with safe_open(str(good), "pt") as f:
+            meta = dict(f.metadata())
+        tensors = load_file(str(good))
+        change(meta, tensors)
+        save_file(tensors, str(good), metadata=meta)
+        return good
+    return make
+
+
+def _gpt_field(name, value):
+    def change(meta, tensors):
+        gpt = json.loads(meta["gpt_config"])
+        gpt[name] = value
+        meta["gpt_config"] = json.dumps(gpt)
+    return change
+
+
 BAD = {
     "missing": (missing, "does not exist; check the checkpoint path"),
     "truncated": (truncated, "is not a nnio-tui checkpoint (safetensors) or is damaged"),
@@ -82,6 +105,20 @@ BAD = {
     "folder": (folder, "is a folder; give the checkpoint file inside it"),
     "wrong shape": (wrong_shape, "weight transformer.wpe.weight has shape (8, 32), the model"
                                  " expects (16, 32)"),
+    "seed not a number": (edited(lambda m, t: m.update(seed="x")),
+                          "has missing or unreadable settings"),
+    "sampler state not JSON": (edited(lambda m, t: m.update(data_state="{oops")),
+                               "has missing or unreadable settings"),
+    "sampler state of another kind": (edited(lambda m, t: m.update(data_state='{"a": 1}')),
+                                      "has an unreadable sampler state"),
+    "heads that do not divide the width": (edited(_gpt_field("n_head", 3)),
+                                           "n_embd (32) must be divisible by n_head (3)"),
+    "block size as text": (edited(_gpt_field("block_size", "16")),
+                           "GPTConfig.block_size should be int, got '16'"),
+    "wrong moment shape": (
+        edited(lambda m, t: t.update({"optim/transformer.wpe.weight/exp_avg": torch.zeros(8, 32)})),
+        ("optimizer state transformer.wpe.weight/exp_avg has shape (8, 32), the weight has"
+         " (16, 32)")),
 }
 COMMANDS = {
     "predict": lambda p: ["predict", "--checkpoint", str(p), "--text", "hi", "--device", "cpu"],
@@ -96,7 +133,8 @@ def test_bad_checkpoint_for_predict_and_sample(saved, capsys, command, case):
     assert message in fails(COMMANDS[command](make(saved)), capsys)
 
 
-@pytest.mark.parametrize("case", ["truncated", "not safetensors", "wrong shape"])
+@pytest.mark.parametrize("case", ["truncated", "not safetensors", "wrong shape",
+                                  "heads that do not divide the width", "wrong moment shape"])
 def test_bad_checkpoint_for_train(saved, capsys, case):
     make, message = BAD[case]
     argv = ["train", "--steps", "1", "--device", "cpu", "--checkpoint", str(make(saved))]
@@ -242,3 +280,23 @@ def test_predict_works_when_the_training_corpus_is_gone(tmp_path, capsys):
     argv = ["predict", "--checkpoint", str(path), "--text", "the cat", "--json", "--device", "cpu"]
     assert cli.main(argv) == 0
     assert '"top"' in capsys.readouterr().out
+
+
+def test_a_nanogpt_fine_tune_of_gpt2_loads_its_50257_rows(tmp_path):
+    cfg = GPTConfig(vocab_size=50257, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    theirs = GPT(cfg).state_dict()
+    theirs["transformer.wte.weight"] = torch.randn(50257, 16)  # OpenAI's rows, unpadded
+    theirs["lm_head.weight"] = theirs["transformer.wte.weight"]
+    args = {"vocab_size": 50257, "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 16}
+    torch.save({"model": theirs, "model_args": args, "iter_num": 7}, tmp_path / "ckpt.pt")
+    tensors, meta = ckpt.read_nanogpt(tmp_path / "ckpt.pt")
+    ours = GPT(from_json(GPTConfig, meta["gpt_config"]))
+    ckpt.restore_model(ours, tensors, tmp_path / "ckpt.pt")
+    rows = ours.transformer.wte.weight.detach()
+    assert torch.equal(rows[:50257], theirs["transformer.wte.weight"]) and meta["step"] == "7"
+
+
+def test_a_nanogpt_file_without_its_shape_says_so(tmp_path, capsys):
+    torch.save({"model": {}, "model_args": {"vocab_size": 50257}}, tmp_path / "ckpt.pt")
+    line = fails(COMMANDS["predict"](tmp_path / "ckpt.pt"), capsys)
+    assert line.endswith("ckpt.pt: model_args lacks 'block_size'; the file is incomplete")
