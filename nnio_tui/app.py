@@ -269,7 +269,9 @@ class NnioApp(App[int]):
             self.probe_stale = False
 
     def on_window_chosen(self, message: messages.WindowChosen) -> None:
-        self._set_window(message.start, message.length, probe=False)
+        # A key that moved the window while this was on its way wins, as it does in the worker.
+        if not self.bridge.window_sent_after(message.number):
+            self._set_window(message.start, message.length, probe=False)
 
     def on_nudged(self, message: messages.Nudged) -> None:
         if self._is_current(message.start, message.length):

@@ -111,10 +111,11 @@ class ProbeReady(Message):
 
 @dataclass
 class WindowChosen(Message):
-    """The worker picked a new random window."""
+    """The worker picked a new random window for the NewWindow command numbered number."""
 
     start: int
     length: int
+    number: int
 
 
 @dataclass

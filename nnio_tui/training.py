@@ -123,6 +123,11 @@ class TrainingBridge:
         self._eval_due = False
 
     # -- UI thread -----------------------------------------------------------
+    def window_sent_after(self, number: int) -> bool:
+        """True if a Look or Nudge went out after command number (the app moved on since)."""
+        with self._wakeup:
+            return self._window_sent > number
+
     def send(self, command: Command) -> None:
         """Queue a command for the worker (a new window during training: for the looker)."""
         with self._wakeup:
@@ -301,7 +306,7 @@ class TrainingBridge:
                 if not later:
                     start = session.random_window(length)
                     self._choose_window((start, length), number)
-                    self._post(WindowChosen(start, length))
+                    self._post(WindowChosen(start, length, number))
                     self._probe_and_post(before=None)
             case Step():
                 before = self._shown
@@ -323,6 +328,7 @@ class TrainingBridge:
                 self._post(TokenSampled(start, length, session.sample(ids, temperature=temperature)))
             case Save():
                 self._post(CheckpointSaved(session.save()))
+                self._post(TrainingProgress(self._snapshot()))  # no longer unsaved
             case Reset():
                 session.reset()
                 self._losses.clear()

@@ -104,6 +104,22 @@ async def test_new_window_moves_the_window_and_probes_it(tmp_path):
         assert app.probe.context_ids == tuple(fake.token_ids(app.window_start, app.window_start + 8))
 
 
+async def test_a_slide_right_after_new_window_wins_in_the_app_and_the_worker(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.action_new_window()
+        # blocks the app's loop: the worker's WindowChosen waits while the key slides the window
+        assert app.bridge.wait_idle(60)
+        app.action_slide(1)
+        await settle(pilot)
+        assert (app.window_start, app.context) == (1, 8)
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.step == 1 and app.probe.context_ids == tuple(fake.token_ids(1, 9))
+
+
 async def test_left_and_right_slide_one_token(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -571,6 +587,9 @@ async def test_loss_panel_subtitle_follows_running_and_unsaved(tmp_path):
         await pilot.press("space")
         await settle(pilot)
         assert "unsaved · paused ⏸" in border_row(chart, -1)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert border_row(chart, -1).strip("─╯╰ ") == "paused ⏸"
 
 
 async def test_panel_titles_follow_the_context_length_and_the_vocabulary():
