@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print("nnio-tui: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # `nnio-tui tokenize | head` closes the pipe early; that is not an error.
-        sys.stderr.close()
+        # `nnio-tui tokenize | head` closes the pipe early; that is not an error. What is
+        # still buffered for stdout goes nowhere, so the flush at exit cannot fail (exit 120).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -19,6 +19,16 @@ from rich.text import Text
 CHUNK_STYLES = ("black on cyan", "black on yellow")
 
 
+class _StdoutConsole(Console):
+    """Rich on stdout, where a reader that stops early (`| head`) ends the command, exit 0."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(highlight=False, **kwargs)
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # Rich's own handler exits 1; cli.main ends with 0
+
+
 def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -60,7 +70,7 @@ def tokenize(args: argparse.Namespace) -> int:
     with _ProgressBar() as bar:
         source = tokenize_source(args.path, args.encoding, on_progress=bar)
     _warn(source.warnings)
-    out = Console(highlight=False, soft_wrap=True)
+    out = _StdoutConsole(soft_wrap=True)
     step, ends_line = 65536, False
     for start in range(0, source.n_tokens, step):
         if args.ids:
@@ -228,7 +238,7 @@ def predict(args: argparse.Namespace) -> int:
         table.add_column(name, justify="left" if name == "token" else "right")
     for rank, t in enumerate(probe.top, 1):
         table.add_row(str(rank), Text(t.text), str(t.token_id), f"{100 * t.prob:.2f}%")
-    Console(highlight=False).print(table)
+    _StdoutConsole().print(table)
     print(f"entropy {probe.entropy:.3f} nats")
     return 0
 
@@ -247,7 +257,7 @@ def sample(args: argparse.Namespace) -> int:
                         "prob": p.token.prob} for p in picks],
         }))
         return 0
-    out = Console(highlight=False, soft_wrap=True)
+    out = _StdoutConsole(soft_wrap=True)
     text = Text(args.prompt, style="bold")
     for i, pick in enumerate(picks):
         text.append(session.decode([pick.token.token_id]), style=CHUNK_STYLES[i % 2])

@@ -68,3 +68,17 @@ def test_oddities_file_matches_tiktoken():
     assert result.returncode == 0, result.stderr
     expected = REFERENCE.encode_ordinary(path.read_text(encoding="utf-8"))
     assert list(map(int, result.stdout.split())) == expected
+
+
+@pytest.mark.parametrize("ids", [False, True])
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path, ids):
+    # far more than a pipe holds (64 KiB), so the writes meet the closed pipe
+    (tmp_path / "long.txt").write_text("the cat sat on the mat and the dog ran far\n" * 40_000)
+    argv = [sys.executable, "-m", "nnio_tui", "tokenize", str(tmp_path / "long.txt")]
+    with subprocess.Popen([*argv, *(["--ids"] if ids else [])], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        assert proc.stdout.read(100)  # like `| head -c 100`
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err
