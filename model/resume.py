@@ -50,6 +50,9 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
             f"{enc.n_vocab}; load it with the encoding it was trained with")
     source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
     try:
+        if source == "-" and corpus is None:
+            # Reading stdin again would wait for input nobody sends, or read other text.
+            raise CorpusError(f"{path} was trained on text from stdin: give the corpus again")
         opened = open_corpus(None if source == "<sample>" else source, enc, encoding,
                              on_progress)
         opened.check_fits(gpt_cfg.block_size, fixed=True)

@@ -112,8 +112,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
             description="Watch a language model's next-token probabilities change while it trains. "
             "Subcommands: tokenize, train, predict, sample (nnio-tui SUBCOMMAND --help).",
         )
-        p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl, .parquet or - "
-                       "(default: the bundled sample corpus)")
+        p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl or .parquet"
+                       " (default: the bundled sample corpus)")
         _model_flags(p)
         p.add_argument("--context", type=_positive(int), help="context window length to start with")
         p.add_argument("--checkpoint", help="checkpoint to resume, and where to save")
@@ -132,7 +132,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
                        help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
         p.add_argument("--ids", action="store_true", help="print ids separated by spaces")
     elif command == "train":
-        p.add_argument("corpus", nargs="?", help="text source (default: the bundled sample)")
+        p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl, .parquet or -"
+                       " (default: the bundled sample)")
         p.add_argument("--steps", type=_positive(int), required=True, help="training steps to run")
         _model_flags(p)
         p.add_argument("--checkpoint", help="where to save (default: the run's path)")

@@ -300,6 +300,10 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     --context longer than the model's block size, and a --checkpoint that cannot be written."""
     from model.api import ConfigError, check_device, check_save_path, context_limit
 
+    if args.corpus == "-":
+        # The app reads its keys from the terminal; the child that trains has no stdin.
+        raise ConfigError("the app cannot read its corpus from stdin: save the text to a file"
+                          " and name it (nnio-tui train - and tokenize - read stdin)")
     check_device(args.device)
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)

@@ -167,6 +167,7 @@ def test_cuda_missing_through_the_real_command():
     (["train", "--steps", "1", "--seed", "-1"], "argument --seed: must be 0 or more, got -1"),
     (["sample", "--checkpoint", "x", "--prompt", "a", "--seed", "1.5"],
      "argument --seed: '1.5' is not a whole number"),
+    (["-"], "the app cannot read its corpus from stdin: save the text to a file and name it"),
     (["train", "--steps", "1", "--block-size", "100000"],
      "block_size must be between 1 and 8192, got 100000"),
 ])
@@ -259,3 +260,17 @@ def test_chunks_bytes_join_to_exactly_the_input_bytes(tmp_path_factory, data):
     assert (joined == data) or any("invalid UTF-8" in w for w in source.warnings)
     assert all("\ufffd" not in c.text or "\ufffd" in text for c in chunks)
     assert enc.decode(source.ids(), errors="replace") == text
+
+
+def test_a_run_trained_on_stdin_asks_for_its_corpus_again(tmp_path):
+    ckpt = tmp_path / "piped.safetensors"
+    trained = subprocess.run(
+        [sys.executable, "-m", "nnio_tui", "train", "-", "--steps", "1", *TINY,
+         "--checkpoint", str(ckpt)], cwd=ROOT, input="some words to learn from " * 60,
+        capture_output=True, text=True, timeout=120)
+    assert trained.returncode == 0, trained.stderr
+    # without the corpus it would wait on stdin again; a closed stdin reads as empty
+    assert one_line(run("train", "--steps", "1", "--device", "cpu", "--checkpoint", str(ckpt))) == (
+        f"nnio-tui: error: {ckpt} was trained on text from stdin: give the corpus again")
+    assert run("predict", "--checkpoint", str(ckpt), "--text", "some", "--device", "cpu",
+               "--json").returncode == 0  # predict needs no corpus
