@@ -6,11 +6,13 @@ import asyncio
 import threading
 
 from rich.style import Style
+from textual.app import App
 from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import Sparkline
 
 from model.api import CorpusError
+from model.records import Probe, TokenProb
 from nnio_tui import messages
 from nnio_tui.app import NnioApp
 from nnio_tui.corpus_view import CorpusView
@@ -495,6 +497,48 @@ async def test_bars_are_drawn_anew_for_a_new_probe_and_a_new_theme():
         assert "→" in shown(bars)  # each bar beside where it was before the step
         await switch_theme(pilot)
         assert bar_colour() != colour
+
+
+class BarsAlone(App):
+    def compose(self):
+        yield NextTokenBars()
+
+
+def _long_probe(scale: float) -> Probe:
+    top = tuple(TokenProb(100_100 + i, "·relationship", p * scale)
+                for i, p in enumerate([0.000096, 0.00009, 0.00008]))
+    return Probe(context_ids=(1, 2), top=top, label=None, label_rank=None, entropy=11.5,
+                 loss=None, vocab_size=100_277)
+
+
+async def test_narrow_bars_cut_the_token_texts_and_keep_every_value_whole():
+    app = BarsAlone()
+    async with app.run_test(size=(40, 8)) as pilot:  # the bars' width at 80x24
+        bars = app.query_one(NextTokenBars)
+        bars.before, bars.probe = _long_probe(0.9), _long_probe(1.0)
+        await pilot.pause()
+        rows = shown(bars).splitlines()[:3]
+        assert [row.split()[-1] for row in rows] == ["0.0086→0.0096%", "0.0081→0.0090%",
+                                                     "0.0072→0.0080%"]
+        assert all("·relation…" in row and "█" in row for row in rows)
+
+
+class ContextAlone(App):
+    def compose(self):
+        yield ContextWindow()
+
+
+async def test_one_line_of_chips_leaves_room_for_the_arrow_at_every_width():
+    app = ContextAlone()
+    async with app.run_test(size=(20, 3)) as pilot:  # three rows: one line of chips
+        panel = app.query_one(ContextWindow)
+        panel.block_size = 64
+        for n in (20, 30, 50):
+            panel.window_chunks = tuple(FakeSession().chunks(0, n + 1))
+            for width in range(20, 60):
+                await pilot.resize_terminal(width, 3)
+                first = shown(panel).splitlines()[0]
+                assert first.startswith("+") and first.rstrip().endswith("-> ?"), (n, first)
 
 
 def test_context_lines_end_in_an_ellipsis_styled_as_the_cell_it_replaces():

@@ -126,8 +126,9 @@ class ContextWindow(SegmentRows, Widget):
             lines.insert(0, current)
             return lines, 0
         left_out = i + 1
-        # Make room for the "+N" marker on the first line.
-        while lines[0] and sum(w for _, w in lines[0]) + len(f"+{left_out} ") > width:
+        # Make room for the "+N" marker on the first line, and for the arrow if it is the last.
+        ends = arrow if len(lines) == 1 else 0
+        while lines[0] and sum(w for _, w in lines[0]) + len(f"+{left_out} ") + ends > width:
             lines[0].pop(0)
             left_out += 1
         return lines, left_out

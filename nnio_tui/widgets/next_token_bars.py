@@ -19,6 +19,8 @@ from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
 TEXT_WIDTH = 12
+MIN_TEXT_WIDTH = 4  # cells of token text kept however narrow the panel
+MIN_BAR_WIDTH = 4
 
 
 def bar(cells: float) -> str:
@@ -127,7 +129,10 @@ class NextTokenBars(SegmentRows, Widget):
         befores = [self._before_of(t) for t in rows]
         has_before = any(b is not None for b in befores)
         pct_w = 15 if has_before else 7
-        bar_w = max(4, width - (2 + text_w + 1 + id_w + 1 + 1 + pct_w))
+        fixed = 2 + 1 + id_w + 1 + 1 + pct_w  # marker, spaces, id and value
+        # A narrow panel cuts the token texts short before the bars or the values.
+        text_w = min(text_w, max(MIN_TEXT_WIDTH, width - fixed - MIN_BAR_WIDTH))
+        bar_w = max(1, width - fixed - text_w)
         scale = max([t.prob for t in rows] + [b for b in befores if b is not None])
         lines: list[Row] = []
         for n, (token, old) in enumerate(zip(rows, befores)):
