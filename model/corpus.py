@@ -189,15 +189,17 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[str, str
     if not path.exists():
         raise CorpusError(f"corpus not found: {path} (check the path)")
     name = corpus_name(source)
+    # Saved in checkpoints: absolute, so a resume from another folder finds the same text.
+    label = str(path.resolve())
     if path.is_dir():
         files = _folder_files(path)
-        return name, str(path), files, lambda: _read_files(files, warnings)
+        return name, label, files, lambda: _read_files(files, warnings)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return name, str(path), [path], lambda: _jsonl_docs(path, _read(path), warnings)
+        return name, label, [path], lambda: _jsonl_docs(path, _read(path), warnings)
     if suffix == ".parquet":
-        return name, str(path), [path], lambda: _parquet_docs(path)
-    return name, str(path), [path], lambda: _read_files([path], warnings, strict=True)
+        return name, label, [path], lambda: _parquet_docs(path)
+    return name, label, [path], lambda: _read_files([path], warnings, strict=True)
 
 
 def _read_files(files: list[Path], warnings: list[str], strict: bool = False) -> list[str]:

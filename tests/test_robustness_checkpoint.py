@@ -176,6 +176,20 @@ def test_train_resumes_its_checkpoint(saved, session, capsys):
     assert int(meta["step"]) == session.step_count + 2
 
 
+def test_a_run_on_a_relative_path_resumes_from_another_folder(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "c.txt").write_text("words to learn from, again and again. " * 80)
+    run = tmp_path / "run.safetensors"
+    monkeypatch.chdir(tmp_path / "a")
+    assert cli.main(["train", "c.txt", "--steps", "1", "--preset", "tiny", "--device", "cpu",
+                     "--checkpoint", str(run)]) == 0
+    monkeypatch.chdir(tmp_path / "b")  # where no c.txt is
+    assert cli.main(["train", "--steps", "1", "--device", "cpu", "--checkpoint", str(run)]) == 0
+    _, meta = ckpt.read(run)
+    assert meta["corpus_source"] == str(tmp_path / "a" / "c.txt") and meta["step"] == "2"
+
+
 class Boom:
     def __reduce__(self):
         return (os.system, ("echo pwned > pwned.txt",))
