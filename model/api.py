@@ -356,7 +356,6 @@ class Session:
 
     def probe_ids(self, context_ids: list[int], label_id: int | None = None, k: int = 10) -> Probe:
         """Next-token distribution after any ids; only the last block_size are used."""
-
         from model.sample import describe, next_token_probs
 
         context = self._check_ids(list(context_ids)[-self.block_size:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import numpy as np
 
 from model.errors import CorpusError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: byte-order marks are dropped; file keys hold inode and ctime
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".rst", ".org", ".tex", ".py", ".csv", ".tsv", ".html"}
 # Pieces tokenized in parallel. tiktoken's pre-tokenizer always breaks just after a newline that
 # precedes an ASCII letter, and just before a space between two ASCII letters, so pieces cut
@@ -116,12 +117,20 @@ def _is_binary(data: bytes) -> bool:
     return bool(head) and controls / len(head) > 0.1
 
 
+def _utf16_bom(data: bytes) -> bool:
+    """Windows editors save "Unicode" text as UTF-16 with a byte-order mark (full of NULs)."""
+    return data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+
+
 def _decode(data: bytes, label: str, warnings: list[str]) -> str:
+    # utf-8-sig and utf-16 drop the byte-order mark, which would otherwise become a token
+    codec = "utf-16" if _utf16_bom(data) else "utf-8-sig"
     try:
-        return data.decode("utf-8")
+        return data.decode(codec)
     except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="replace")
-        warnings.append(f"{label}: invalid UTF-8 bytes were replaced with U+FFFD")
+        text = data.decode(codec, errors="replace")
+        warnings.append(f"{label}: invalid {codec.upper().removesuffix('-SIG')} bytes were"
+                        " replaced with U+FFFD")
         return text
 
 
@@ -206,7 +215,7 @@ def _read_files(files: list[Path], warnings: list[str], strict: bool = False) ->
     docs = []
     for path in files:
         data = _read(path)
-        if _is_binary(data):
+        if not _utf16_bom(data) and _is_binary(data):
             if strict:
                 raise CorpusError(f"{path} looks like a binary file, not text: name a text file")
             warnings.append(f"{path}: skipped, it looks binary")
@@ -263,8 +272,13 @@ def tokenize_documents(docs: list[str], enc, on_progress: Progress | None = None
 def _fingerprint(files: list[Path], encoding: str) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
     for path in files:
-        st = path.stat()
-        h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = path.stat()
+        except OSError as err:  # gone or unreadable since the folder was listed
+            raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+        # ctime and inode change when a copy keeps size and mtime (cp -p, rsync -t, tar)
+        h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                 f"\0{st.st_ino}\n".encode())
     return h.hexdigest()
 
 

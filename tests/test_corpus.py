@@ -1,6 +1,7 @@
 """Corpus reading, tokenizing in parallel pieces, and the on-disk id cache."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -74,6 +75,17 @@ def test_changed_content_is_tokenized_again(tmp_path):
     assert open_corpus(path, ENC).ids.tolist() == ENC.encode_ordinary("four five six seven")
 
 
+def test_a_copy_that_keeps_size_and_mtime_is_tokenized_again(tmp_path):
+    path = _write(tmp_path / "c.txt", "one two three")
+    open_corpus(path, ENC)
+    stamp = path.stat()
+    _write(tmp_path / "new.txt", "six six seven")  # the same size, as `cp -p` would bring it
+    (tmp_path / "new.txt").replace(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert path.stat().st_size == stamp.st_size and path.stat().st_mtime_ns == stamp.st_mtime_ns
+    assert open_corpus(path, ENC).ids.tolist() == ENC.encode_ordinary("six six seven")
+
+
 def test_jsonl_skips_and_counts_broken_lines(tmp_path):
     lines = [json.dumps({"text": "good one"}), "{broken", json.dumps({"title": "no text"}),
              json.dumps({"text": "good two"})]
@@ -100,6 +112,15 @@ def test_invalid_utf8_is_replaced_and_said(tmp_path):
     c = open_corpus(path, ENC)
     assert c.ids.tolist() == ENC.encode_ordinary("caf\ufffd au lait")
     assert any("invalid UTF-8" in w for w in c.warnings)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le", "utf-16-be"])
+def test_text_saved_with_a_byte_order_mark_reads_as_its_text(tmp_path, encoding):
+    text = "Notepad saves café text like this.\n"
+    bom = {"utf-8-sig": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[encoding]
+    (tmp_path / "win.txt").write_bytes(bom + text.encode(encoding))
+    c = open_corpus(tmp_path / "win.txt", ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary(text) and not c.warnings
 
 
 @pytest.mark.parametrize("make, message", [
