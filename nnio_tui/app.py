@@ -304,6 +304,11 @@ class NnioApp(App[int]):
         assert self.corpus is not None
         length = max(1, min(length, self.block_size, self.corpus.n_tokens - 1))
         start = max(0, min(start, self.corpus.n_tokens - length - 1))
+        if probe and self._is_current(start, length):
+            # At an end of the corpus, or the label clicked again: nothing moves, and the
+            # bars keep their before-and-after
+            self.bell()
+            return
         if not self._is_current(start, length):
             self.nudge = self.sampled = None
             self.probe_stale = True

@@ -122,6 +122,19 @@ async def test_a_slide_right_after_new_window_wins_in_the_app_and_the_worker(tmp
         assert app.step == 1 and app.probe.context_ids == tuple(fake.token_ids(1, 9))
 
 
+async def test_a_slide_past_the_corpus_start_keeps_the_bars_before_and_after(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        before = app.before
+        assert before is not None and app.window_start == 0
+        await pilot.press("left")  # nothing to move to
+        await settle(pilot)
+        assert app.window_start == 0 and app.before is before
+
+
 async def test_left_and_right_slide_one_token(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
