@@ -120,7 +120,7 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
         on_progress: (what, fraction) callback for slow work.
         say: called with a one-line notice (resumed, or saving elsewhere); may be None.
     """
-    from model.api import Session, check_save_path
+    from model.api import Session, check_save_path, default_run_path
     from nnio_tui.cli import expected_from, overrides_from
 
     if args.checkpoint is None:
@@ -133,12 +133,12 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
             return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
                                 on_progress=on_progress, expect=expected_from(args),
                                 precision=args.precision)
-    session = Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
-                           preset=args.preset or "cpu", device=args.device, seed=args.seed,
-                           overrides=overrides_from(args), checkpoint=args.checkpoint,
-                           on_progress=on_progress, precision=args.precision)
-    check_save_path(session.info().checkpoint_path)
-    return session
+    else:
+        check_save_path(default_run_path(args.corpus, args.preset or "cpu"))
+    return Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
+                        preset=args.preset or "cpu", device=args.device, seed=args.seed,
+                        overrides=overrides_from(args), checkpoint=args.checkpoint,
+                        on_progress=on_progress, precision=args.precision)
 
 
 def _resume_default_run(args: argparse.Namespace, on_progress, say):
@@ -298,7 +298,8 @@ def session_opener(args: argparse.Namespace, notify):
 def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     """Refuse, before the UI starts, what can be refused quickly: a missing --device, a
     --context longer than the model's block size, and a --checkpoint that cannot be written."""
-    from model.api import ConfigError, check_device, check_save_path, context_limit
+    from model.api import (ConfigError, check_device, check_save_path, context_limit,
+                           default_run_path)
 
     if args.corpus == "-":
         # The app reads its keys from the terminal; the child that trains has no stdin.
@@ -308,7 +309,10 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
     if args.context is not None:
-        limit = context_limit(args.preset or "cpu", overrides, args.checkpoint)
+        decides = args.checkpoint
+        if decides is None and not overrides:  # the default run is resumed, with its own size
+            decides = default_run_path(args.corpus, args.preset or "cpu")
+        limit = context_limit(args.preset or "cpu", overrides, decides)
         if limit is not None and args.context > limit:
             raise ConfigError(
                 f"--context {args.context} is longer than the model's block size {limit}: use"

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import corpus as corpus_mod
-from model.api import tokenize_source
+from model.api import ConfigError, tokenize_source
 from model.vocab import load_encoding
-from nnio_tui import cli
+from nnio_tui import cli, commands
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "tiny", "--device", "cpu"]
@@ -191,6 +191,16 @@ def test_app_context_checked_against_a_resumed_checkpoint(tmp_path, capsys):
 
     path = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "r.safetensors")
     assert "block size 16" in fails(["--context", "20", "--checkpoint", str(path)], capsys)
+
+
+def test_app_context_checked_against_the_default_run_it_resumes(capsys):
+    assert cli.main(["train", "--preset", "tiny", "--block-size", "32", "--steps", "1",
+                     "--device", "cpu"]) == 0
+    args = cli.build_parser(None).parse_args(["--preset", "tiny", "--context", "24"])
+    commands.check_app_flags(args, cli.overrides_from(args))  # the saved run takes 32
+    args = cli.build_parser(None).parse_args(["--preset", "tiny", "--context", "40"])
+    with pytest.raises(ConfigError, match="--context 40 is longer than the model's block size 32"):
+        commands.check_app_flags(args, cli.overrides_from(args))
 
 
 def test_a_nan_loss_stops_keeps_good_weights_and_says_so(tmp_path, capsys, monkeypatch):
