@@ -111,12 +111,17 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def check_readable(path: Path) -> Path:
-    """Refuse a path that is missing or a folder, with a one-line reason."""
+    """Refuse a path that is missing, a folder or unreadable, with a one-line reason."""
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; check the checkpoint path")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; give the checkpoint file inside it")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path}: {err.strerror.lower()}") from None
     return path
 
 

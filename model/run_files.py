@@ -97,12 +97,16 @@ def context_limit(preset: str, overrides: dict | None = None,
 
 
 def peek_metadata(path: Path) -> dict:
-    """A safetensors file's metadata strings, read from its JSON header; {} if it has none."""
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if not 2 <= size <= 100_000_000:
-            return {}
-        header = f.read(size)
+    """A safetensors file's metadata strings, read from its JSON header; {} if it has none
+    or cannot be read (opening it in full then says why)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                return {}
+            header = f.read(size)
+    except OSError:
+        return {}
     try:
         meta = json.loads(header).get("__metadata__") or {}
     except (ValueError, AttributeError):

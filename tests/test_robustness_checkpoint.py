@@ -243,6 +243,14 @@ def test_no_write_permission_is_refused_before_training(tmp_path, command):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["predict", "--text", "hi"], ["train", "--steps", "1"]])
+def test_a_checkpoint_without_read_permission_gives_one_line(saved, command):
+    saved.chmod(0o200)
+    result = _as_unprivileged(*command, "--device", "cpu", "--checkpoint", str(saved))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"nnio-tui: error: cannot read {saved}: permission denied"
+
+
 def test_a_save_killed_at_any_moment_leaves_a_loadable_checkpoint(session, tmp_path):
     """SIGKILL a process that saves over and over, at random moments, 60 times; each time the
     checkpoint is whole, old or new, and the killed saves' temporary files get cleaned up."""
