@@ -86,6 +86,10 @@ class RemoteSession:
                 [sys.executable, "-P", "-c", _CHILD, *map(str, fds), str(threads or 0)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=stderr, start_new_session=True)
+        except BaseException:
+            for ours in (self._conn, *(end for end, _ in self._side.values())):
+                ours.close()  # no child will ever answer on them
+            raise
         finally:
             for end in child_ends:
                 end.close()

@@ -203,3 +203,23 @@ def test_giving_up_while_the_child_opens_ends_it_at_once(monkeypatch):
     # not the opener's minute, nor close()'s 10 s wait for a child that does not listen
     assert time.monotonic() - begun < 8
     assert started and started[0].poll() is not None  # the child is gone
+
+
+def test_a_child_that_cannot_start_leaves_no_open_pipes(monkeypatch):
+    import model.remote as remote_mod
+
+    made = []
+    real_pipe = remote_mod._pipe
+
+    def pipe():
+        made.append(real_pipe())
+        return made[-1]
+
+    def no_python(*args, **kwargs):
+        raise OSError("no such interpreter")
+
+    monkeypatch.setattr(remote_mod, "_pipe", pipe)
+    monkeypatch.setattr(remote_mod.subprocess, "Popen", no_python)
+    with pytest.raises(OSError, match="no such interpreter"):
+        RemoteSession(slow_opener)
+    assert made and all(end.closed for pair in made for end in pair)
