@@ -75,12 +75,25 @@ def _not_offline(name: str) -> EncodingError:
     )
 
 
+def _parse_ranks(data: bytes, label: Path) -> dict[bytes, int]:
+    """tiktoken's parser over bytes already read: its loader would also copy the file into
+    tiktoken's cache, which fails when the cache folder is read-only."""
+    with mock.patch("tiktoken.load.read_file_cached", lambda *args, **kwargs: data):
+        try:
+            return load_tiktoken_bpe(str(label))
+        except ValueError as err:
+            raise EncodingError(f"{label} is not a .tiktoken file ({err})") from None
+
+
 def _load_ranks(name: str, path: Path | None, blobpath: str, sha256: str) -> dict[bytes, int]:
     if path is not None:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise EncodingError(f"cannot read {path}: {err.strerror.lower()}") from None
         if sha256 and path.stem == name and hashlib.sha256(data).hexdigest() != sha256:
             raise EncodingError(f"{path} does not match the published {name} file (sha256 differs)")
-        return load_tiktoken_bpe(str(path))
+        return _parse_ranks(data, path)
     mine = _user_dir() / f"{name}.tiktoken"
     if mine.is_file():
         return _load_ranks(name, mine, blobpath, sha256)
@@ -90,7 +103,7 @@ def _load_ranks(name: str, path: Path | None, blobpath: str, sha256: str) -> dic
     data = cached.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
         raise EncodingError(f"the cached {name} file {cached} is damaged: delete it and retry")
-    return load_tiktoken_bpe(str(cached))
+    return _parse_ranks(data, cached)
 
 
 def _cl100k_offline() -> tiktoken.Encoding:

@@ -62,6 +62,17 @@ def test_encoding_from_a_named_file(tmp_path):
         SAMPLES["english"])
 
 
+def test_a_named_file_loads_when_tiktokens_cache_cannot_be_written(tmp_path, monkeypatch):
+    import tiktoken_ext
+
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "not-a-folder"))
+    shipped = Path(tiktoken_ext.__path__[0]) / "data" / "cl100k_base.tiktoken"
+    (tmp_path / "mine").mkdir()
+    copy = shutil.copy(shipped, tmp_path / "mine" / "cl100k_base.tiktoken")
+    assert load_encoding(str(copy)).n_vocab == 100_277
+
+
 def test_a_damaged_named_file_is_refused(tmp_path):
     bad = tmp_path / "p50k_base.tiktoken"
     bad.write_text("aGVsbG8= 0\n")
