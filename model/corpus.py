@@ -8,8 +8,9 @@ import json
 import os
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,36 +237,64 @@ def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
     yield text[start:]
 
 
-def tokenize_documents(docs: list[str], enc, on_progress: Progress | None = None) -> np.ndarray:
+def tokenize_pieces(docs: list[str], enc, on_progress: Progress | None = None) -> list[np.ndarray]:
     """Encode documents (ordinary text) joined by the end-of-text id, in parallel pieces.
+
+    Pieces are cut and queued a few at a time, so the text is never held twice.
 
     Args:
         docs: document texts; special-token spellings inside them are ordinary text.
         enc: a tiktoken Encoding.
-        on_progress: called with ("tokenizing", fraction done).
+        on_progress: called with ("tokenizing", fraction done); if it raises, the pieces
+            still queued are dropped.
 
     Returns:
-        (N,) uint32 ids.
+        uint32 id arrays whose concatenation is the corpus.
     """
     safe_break = _SAFE_BREAK_GPT2 if enc.name in ("gpt2", "r50k_base", "p50k_base") else _SAFE_BREAK
-    jobs: list[str | None] = []  # None marks a document boundary
-    for i, doc in enumerate(docs):
-        if i:
-            jobs.append(None)
-        jobs.extend(_pieces(doc, safe_break))
-    total = sum(len(j) for j in jobs if j) or 1
+    total = sum(len(doc) for doc in docs) or 1
     eot = np.array([enc.eot_token], dtype=np.uint32)
+
+    def jobs() -> Iterator[str | None]:  # None marks a document boundary
+        for i, doc in enumerate(docs):
+            if i:
+                yield None
+            yield from _pieces(doc, safe_break)
 
     def encode(piece: str | None) -> np.ndarray:
         return eot if piece is None else np.array(enc.encode_ordinary(piece), dtype=np.uint32)
 
-    parts, done = [], 0
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for piece, ids in zip(jobs, pool.map(encode, jobs)):
-            parts.append(ids)
-            done += len(piece) if piece else 0
-            if on_progress is not None:
-                on_progress("tokenizing", done / total)
+    workers = os.cpu_count() or 1
+    parts: list[np.ndarray] = []
+    pending: deque[tuple[int, Future]] = deque()
+    done = 0
+
+    def collect() -> None:
+        nonlocal done
+        size, future = pending.popleft()
+        parts.append(future.result())
+        done += size
+        if on_progress is not None:
+            on_progress("tokenizing", done / total)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for piece in jobs():
+                pending.append((len(piece) if piece else 0, pool.submit(encode, piece)))
+                if len(pending) >= 2 * workers:
+                    collect()
+            while pending:
+                collect()
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+    return parts
+
+
+def tokenize_documents(docs: list[str], enc, on_progress: Progress | None = None) -> np.ndarray:
+    """tokenize_pieces, joined: (N,) uint32 ids."""
+    parts = tokenize_pieces(docs, enc, on_progress)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
 
 
@@ -282,12 +311,21 @@ def _fingerprint(files: list[Path], encoding: str) -> str:
     return h.hexdigest()
 
 
-def _content_key(docs: list[str], encoding: str) -> str:
+def _content_key(docs: list[str], encoding: str) -> tuple[str, int]:
+    """The cache key of these documents, and their size in UTF-8 bytes, in one pass.
+
+    Each document is encoded a slice at a time: a whole copy of a large one would cost
+    as much memory as the text itself.
+    """
     h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
+    n_bytes = 0
     for doc in docs:
         h.update(len(doc).to_bytes(8, "little"))
-        h.update(doc.encode("utf-8", errors="surrogatepass"))
-    return h.hexdigest()
+        for start in range(0, len(doc), PIECE_CHARS):
+            data = doc[start:start + PIECE_CHARS].encode("utf-8", errors="surrogatepass")
+            h.update(data)
+            n_bytes += len(data)
+    return h.hexdigest(), n_bytes
 
 
 def _load_cached(cache: Path, key: str) -> tuple[np.ndarray, dict] | None:
@@ -301,22 +339,27 @@ def _load_cached(cache: Path, key: str) -> tuple[np.ndarray, dict] | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes | np.ndarray) -> None:
+def _atomic_write(path: Path, data: bytes | list[np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        if isinstance(data, np.ndarray):
-            data.tofile(f)
-        else:
-            f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            if isinstance(data, list):
+                for part in data:
+                    part.astype("<u4", copy=False).tofile(f)
+            else:
+                f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or Ctrl+C leaves no half file behind
+        raise
 
 
-def _store(cache: Path, key: str, ids: np.ndarray, meta: dict) -> None:
+def _store(cache: Path, key: str, parts: list[np.ndarray], meta: dict) -> None:
     cache.mkdir(parents=True, exist_ok=True)
-    _atomic_write(cache / f"{key}.u32", ids.astype("<u4", copy=False))
-    meta = {**meta, "n_tokens": int(ids.shape[0]), "version": CACHE_VERSION}
+    _atomic_write(cache / f"{key}.u32", parts)
+    meta = {**meta, "n_tokens": sum(int(p.shape[0]) for p in parts), "version": CACHE_VERSION}
     _atomic_write(cache / f"{key}.json", json.dumps(meta).encode())
 
 
@@ -361,24 +404,38 @@ def open_corpus(
         on_progress("reading", 1.0)
     if not docs or not any(d.strip() for d in docs):
         raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text")
-    key = _content_key(docs, encoding)
+    key, n_bytes = _content_key(docs, encoding)
     n_chars = sum(len(d) for d in docs) + (len(docs) - 1) * len("<|endoftext|>")
-    n_bytes = sum(len(d.encode("utf-8", errors="surrogatepass")) for d in docs)
     n_bytes += (len(docs) - 1) * len("<|endoftext|>")
     meta = {"warnings": warnings, "n_chars": n_chars, "n_bytes": n_bytes}
     hit = _load_cached(cache, key) if cache is not None else None
     if hit is not None:
         ids = hit[0]
     else:
-        ids = tokenize_documents(docs, enc, on_progress)
+        parts = tokenize_pieces(docs, enc, on_progress)
+        del docs  # the text is not needed any more: only the ids are
+        ids = _store_and_map(cache, key, parts, meta, warnings)
+    if cache is not None and fingerprint_path is not None:
+        try:
+            fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(fingerprint_path, key.encode())
+        except OSError as err:
+            warnings.append(f"token cache not written ({err.strerror}): the next open re-tokenizes")
+    return Corpus(ids, name, label, encoding, tuple(warnings), n_chars, n_bytes)
+
+
+def _store_and_map(cache: Path | None, key: str, parts: list[np.ndarray], meta: dict,
+                   warnings: list[str]) -> np.ndarray:
+    """The corpus's ids: written to the cache part by part and mapped from there, so the
+    parts are never joined in memory; joined only when there is no cache to write."""
     if cache is not None:
         try:
-            if hit is None:
-                _store(cache, key, ids, meta)
-            if fingerprint_path is not None:
-                fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_write(fingerprint_path, key.encode())
+            _store(cache, key, parts, meta)
         except OSError as err:
             # A read-only cache only costs speed next time; say so instead of failing.
             warnings.append(f"token cache not written ({err.strerror}): the next open re-tokenizes")
-    return Corpus(ids, name, label, encoding, tuple(warnings), n_chars, n_bytes)
+        else:
+            hit = _load_cached(cache, key)
+            if hit is not None:
+                return hit[0]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)

@@ -62,7 +62,7 @@ def test_second_open_maps_the_cache_without_tokenizing(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(corpus_mod, "tokenize_documents", fail)
+    monkeypatch.setattr(corpus_mod, "tokenize_pieces", fail)
     second = open_corpus(path, ENC)
     assert isinstance(second.ids, np.memmap)
     assert second.ids.tolist() == first.ids.tolist()
@@ -179,3 +179,24 @@ def test_a_progress_callback_that_raises_stops_the_tokenizing():
     with pytest.raises(KeyboardInterrupt):
         tokenize_documents(docs, Counting(), stop)
     assert 0 < len(encoded) < 1000
+
+
+def test_pieces_are_cut_a_few_at_a_time_not_all_at_once(monkeypatch):
+    # a whole list of pieces would hold a second copy of the text (bench/README.md, figure 6)
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
+    real_pieces, cut, ahead = corpus_mod._pieces, [0], []
+
+    def counted(text, safe_break):
+        for piece in real_pieces(text, safe_break):
+            cut[0] += 1
+            yield piece
+
+    monkeypatch.setattr(corpus_mod, "_pieces", counted)
+
+    def progress(what, fraction):
+        ahead.append(cut[0] - len(ahead) - 1)  # pieces cut but not yet collected
+
+    text = "The lamp room had a hundred and twelve steps.\n" * 4000
+    ids = np.concatenate(corpus_mod.tokenize_pieces([text], ENC, progress))
+    assert ids.tolist() == ENC.encode_ordinary(text)
+    assert len(ahead) == cut[0] > 150 and max(ahead) <= 2 * (os.cpu_count() or 1)
