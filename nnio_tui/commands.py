@@ -298,8 +298,13 @@ def session_opener(args: argparse.Namespace, notify):
 def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     """Refuse, before the UI starts, what can be refused quickly: a missing --device, a
     --context longer than the model's block size, and a --checkpoint that cannot be written."""
-    from model.api import (ConfigError, check_device, check_save_path, context_limit,
-                           default_run_path)
+    from model.api import (
+        ConfigError,
+        check_device,
+        check_save_path,
+        context_limit,
+        default_run_path,
+    )
 
     if args.corpus == "-":
         # The app reads its keys from the terminal; the child that trains has no stdin.
