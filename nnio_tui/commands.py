@@ -296,8 +296,9 @@ def session_opener(args: argparse.Namespace, notify):
 
 
 def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
-    """Refuse, before the UI starts, what can be refused quickly: a missing --device, a
-    --context longer than the model's block size, and a --checkpoint that cannot be written."""
+    """Refuse, before the UI starts, what can be refused quickly: a corpus on stdin, a missing
+    --device, a --context longer than the block size of the model that will open, and a
+    --checkpoint that cannot be written."""
     from model.api import (
         ConfigError,
         check_device,
