@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import hashlib
 import os
@@ -11,7 +12,6 @@ from pathlib import Path
 from unittest import mock
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
 from model.errors import EncodingError
 from model.records import Chunk
@@ -76,13 +76,21 @@ def _not_offline(name: str) -> EncodingError:
 
 
 def _parse_ranks(data: bytes, label: Path) -> dict[bytes, int]:
-    """tiktoken's parser over bytes already read: its loader would also copy the file into
-    tiktoken's cache, which fails when the cache folder is read-only."""
-    with mock.patch("tiktoken.load.read_file_cached", lambda *args, **kwargs: data):
+    """The .tiktoken format ("base64-token rank" lines) from bytes already read.
+
+    tiktoken's load_tiktoken_bpe only takes a path, and copies the file into tiktoken's
+    cache, which fails when that folder cannot be written.
+    """
+    ranks = {}
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line:
+            continue
         try:
-            return load_tiktoken_bpe(str(label))
-        except ValueError as err:
-            raise EncodingError(f"{label} is not a .tiktoken file ({err})") from None
+            token, rank = line.split()
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except ValueError:  # binascii.Error is a ValueError too
+            raise EncodingError(f"{label} is not a .tiktoken file (line {n})") from None
+    return ranks
 
 
 def _load_ranks(name: str, path: Path | None, blobpath: str, sha256: str) -> dict[bytes, int]:
