@@ -409,33 +409,23 @@ def open_corpus(
     n_bytes += (len(docs) - 1) * len("<|endoftext|>")
     meta = {"warnings": warnings, "n_chars": n_chars, "n_bytes": n_bytes}
     hit = _load_cached(cache, key) if cache is not None else None
-    if hit is not None:
-        ids = hit[0]
-    else:
+    ids = hit[0] if hit is not None else None
+    if ids is None:
         parts = tokenize_pieces(docs, enc, on_progress)
         del docs  # the text is not needed any more: only the ids are
-        ids = _store_and_map(cache, key, parts, meta, warnings)
-    if cache is not None and fingerprint_path is not None:
-        try:
-            fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(fingerprint_path, key.encode())
-        except OSError as err:
-            warnings.append(f"token cache not written ({err.strerror}): the next open re-tokenizes")
-    return Corpus(ids, name, label, encoding, tuple(warnings), n_chars, n_bytes)
-
-
-def _store_and_map(cache: Path | None, key: str, parts: list[np.ndarray], meta: dict,
-                   warnings: list[str]) -> np.ndarray:
-    """The corpus's ids: written to the cache part by part and mapped from there, so the
-    parts are never joined in memory; joined only when there is no cache to write."""
     if cache is not None:
         try:
-            _store(cache, key, parts, meta)
+            if ids is None:
+                # written part by part and mapped back, so the parts are never joined in memory
+                _store(cache, key, parts, meta)
+                mapped = _load_cached(cache, key)
+                ids = mapped[0] if mapped is not None else None
+            if fingerprint_path is not None:
+                fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write(fingerprint_path, key.encode())
         except OSError as err:
             # A read-only cache only costs speed next time; say so instead of failing.
             warnings.append(f"token cache not written ({err.strerror}): the next open re-tokenizes")
-        else:
-            hit = _load_cached(cache, key)
-            if hit is not None:
-                return hit[0]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+    if ids is None:  # no cache to map from
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+    return Corpus(ids, name, label, encoding, tuple(warnings), n_chars, n_bytes)

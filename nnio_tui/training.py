@@ -300,10 +300,8 @@ class TrainingBridge:
             case Look():
                 self._look(number, command)
             case NewWindow(length):
-                with self._wakeup:
-                    # a window keyed after this command wins: the app stays there
-                    later = self._window_sent > number
-                if not later:
+                # a window keyed after this command wins: the app stays there
+                if not self.window_sent_after(number):
                     start = session.random_window(length)
                     self._choose_window((start, length), number)
                     self._post(WindowChosen(start, length, number))
