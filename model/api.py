@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from model.records import (
     TokenProb,
 )
 from model.run_files import (
+    before_reset_path,
     check_save_path,
     context_limit,
     default_checkpoint_path,
@@ -40,7 +42,7 @@ __all__ = [
     "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
-    "tune_cpu", "tune_allocator", "check_save_path", "context_limit",
+    "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
     "check_device", "default_checkpoint_path", "default_run_path",
 ]
 
@@ -115,6 +117,7 @@ class Session:
         self._trainer = self._new_trainer(seed)
         self._updates = 0
         self._saved_updates = 0
+        self._reset_since_save = False  # the run's file holds training that reset() threw away
         # Loss curves travel with the checkpoint, so a resumed run shows where it came from.
         self._loss_log: list[float] = []
         self._val_log: list[float] = []
@@ -344,7 +347,10 @@ class Session:
         if seed is not None:
             self._seed = seed
         self._trainer = self._new_trainer(self._seed)
-        self._updates = self._saved_updates = 0
+        # These weights are on no disk yet: dirty, so a quit saves them and the next launch
+        # starts from the reset instead of resuming what was thrown away.
+        self._updates, self._saved_updates = 0, -1
+        self._reset_since_save = True
         self._loss_log.clear()
         self._val_log.clear()
 
@@ -483,9 +489,33 @@ class Session:
             "loss_history": json.dumps({"train": self._loss_log, "val": self._val_log}),
         }
         target = Path(path).expanduser() if path is not None else self._checkpoint_path
-        written = ckpt.save(target, trainer.model, trainer.optimizer_state(), meta)
+        kept = self._keep_before_reset(target)
+        try:
+            written = ckpt.save(target, trainer.model, trainer.optimizer_state(), meta)
+        except BaseException:
+            if kept is not None:
+                os.replace(kept, target)  # the save wrote nothing (atomic): put the run back
+            raise
         self._saved_updates = self._updates
+        if target == self._checkpoint_path:
+            self._reset_since_save = False
         return written
+
+    def _keep_before_reset(self, target: Path) -> Path | None:
+        """Move the run's old checkpoint aside before the first save after a reset overwrites it.
+
+        The reset dialog promises that only unsaved training is lost; the saved run stays at
+        before_reset_path(target) (one file: a later reset replaces it).
+        """
+        if not (self._reset_since_save and target == self._checkpoint_path and target.is_file()):
+            return None
+        kept = before_reset_path(target)
+        try:
+            os.replace(target, kept)
+        except OSError as error:
+            raise CheckpointError(f"cannot keep {target} as {kept.name} before saving over it:"
+                                  f" {error.strerror or error}; save elsewhere (--checkpoint)")
+        return kept
 
     @property
     def dirty(self) -> bool:

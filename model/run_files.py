@@ -19,6 +19,11 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
     return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
 
 
+def before_reset_path(checkpoint: Path) -> Path:
+    """Where a run's saved checkpoint is kept when a reset's first save would overwrite it."""
+    return checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}")
+
+
 def training_log_path() -> Path:
     """Where the app's training process writes its warnings and tracebacks."""
     import platformdirs

@@ -22,7 +22,15 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from model.api import Chunk, NudgeReport, Probe, Sampled, Session, SessionInfo
+from model.api import (
+    Chunk,
+    NudgeReport,
+    Probe,
+    Sampled,
+    Session,
+    SessionInfo,
+    before_reset_path,
+)
 from nnio_tui import messages
 from nnio_tui.corpus_view import CorpusView
 from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
@@ -395,7 +403,14 @@ class NnioApp(App[int]):
             if yes:
                 self._send(Reset())
 
-        self.push_screen(ConfirmReset(), answered)
+        self.push_screen(ConfirmReset(self._kept_before_reset()), answered)
+
+    def _kept_before_reset(self) -> str | None:
+        """The name the run's saved checkpoint will move to, if it has one on disk."""
+        path = self.info.checkpoint_path if self.info is not None else None
+        if path is None or not Path(path).is_file():
+            return None
+        return before_reset_path(Path(path)).name
 
     def action_help(self) -> None:
         """Show every key."""

@@ -171,7 +171,7 @@ class FakeSession:
         self.prepared = True
 
     def reset(self, seed: int | None = None) -> None:
-        self._step, self._bonus, self._dirty = 0, {}, False
+        self._step, self._bonus, self._dirty = 0, {}, True  # as Session: a quit saves the reset
 
     # -- looking -------------------------------------------------------------
     def _label_prob(self, context: tuple[int, ...], label: int) -> float:

@@ -32,6 +32,47 @@ def test_round_trip_gives_identical_logits_and_optimizer_state(trained, tmp_path
     assert "optim/transformer.wte.weight/exp_avg_sq" in keys
 
 
+def test_a_reset_run_saves_beside_the_saved_one_it_replaces(tmp_path):
+    run_path = tmp_path / "run.safetensors"
+    run = Session.open(None, preset="tiny", device="cpu", seed=3, checkpoint=run_path)
+    run.train(2)
+    run.save()
+    run.reset()
+    assert run.dirty  # a quit now saves the fresh weights, so the next launch starts from them
+    run.save()
+    kept = tmp_path / "run-before-reset.safetensors"
+    assert Session.load(kept, device="cpu").info().step == 2
+    assert Session.load(run_path, device="cpu").info().step == 0
+    run.train(1)
+    run.save()  # only the first save after a reset moves the old run aside
+    assert Session.load(kept, device="cpu").info().step == 2
+    assert Session.load(run_path, device="cpu").info().step == 1
+    run.reset()
+    run.save(tmp_path / "elsewhere.safetensors")  # another path: the run's own file stays
+    assert Session.load(run_path, device="cpu").info().step == 1
+    assert Session.load(kept, device="cpu").info().step == 2
+
+
+def test_a_failed_save_after_a_reset_puts_the_saved_run_back(tmp_path, monkeypatch):
+    from model import checkpoint
+
+    run_path = tmp_path / "run.safetensors"
+    run = Session.open(None, preset="tiny", device="cpu", seed=3, checkpoint=run_path)
+    run.train(1)
+    run.save()
+    run.reset()
+
+    def full_disk(*args, **kwargs):
+        raise CheckpointError("no space left on the device")
+
+    monkeypatch.setattr(checkpoint, "save", full_disk)
+    with pytest.raises(CheckpointError, match="no space"):
+        run.save()
+    assert sorted(os.listdir(tmp_path)) == ["run.safetensors"] and run.dirty
+    monkeypatch.undo()
+    assert Session.load(run_path, device="cpu").info().step == 1
+
+
 def test_resumed_run_continues_like_an_uninterrupted_one(tmp_path):
     straight = Session.open(None, preset="tiny", device="cpu", seed=5)
     straight.train(3)

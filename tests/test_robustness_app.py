@@ -12,6 +12,7 @@ import pytest
 from rich.color import ColorSystem
 from textual import events
 from textual.message import Message
+from textual.widgets import Static
 
 from model.api import CheckpointError, Session
 from nnio_tui import cli, commands, messages
@@ -254,3 +255,25 @@ async def test_quitting_when_the_save_fails_says_so_with_exit_code_2(tmp_path):
         await pilot.press("s", "q")
         await settle(pilot)
     assert app.return_code == 2 and app.saved_path is None
+
+
+async def test_reset_then_quit_starts_the_next_launch_fresh_and_keeps_the_saved_run(tmp_path):
+    run_path = tmp_path / "run.safetensors"
+    session = Session.open(None, preset="tiny", device="cpu", checkpoint=run_path)
+    app = NnioApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s", "ctrl+s")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        question = app.screen.query_one("#confirm-box Static", Static)
+        assert "kept as run-before-reset.safetensors" in str(question.content)
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.step == 0
+        await pilot.press("q")
+        await settle(pilot)
+    assert app.return_code == 0 and app.saved_path == run_path
+    assert Session.load(run_path, device="cpu").info().step == 0
+    assert Session.load(tmp_path / "run-before-reset.safetensors", device="cpu").info().step == 1

@@ -20,11 +20,17 @@ class ConfirmReset(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Keep"),
     ]
 
+    def __init__(self, kept_as: str | None = None) -> None:
+        """kept_as: the file name the saved run moves to at the next save, if there is one."""
+        super().__init__()
+        self._kept_as = kept_as
+
     def compose(self) -> ComposeResult:
+        question = "Reset to fresh random weights? Step goes back to 0 and unsaved training is lost."
+        if self._kept_as is not None:
+            question += f" The saved checkpoint is kept as {self._kept_as}."
         with Vertical(id="confirm-box"):
-            yield Static(
-                Text("Reset to fresh random weights? Step goes back to 0 and unsaved training is lost.")
-            )
+            yield Static(Text(question))
             with Horizontal(id="confirm-buttons"):
                 yield Button("Reset (y)", variant="error", id="yes")
                 yield Button("Keep (n)", variant="primary", id="no")
