@@ -54,6 +54,10 @@ class RemoteSession:
     while a training step runs (see _SIDE_CALLS).
     """
 
+    # If this process ends without close() (killed, or quit without waiting), the child
+    # finishes its call and saves unsaved training on its own (serve, _save_orphan).
+    saves_if_abandoned = True
+
     def __init__(self, opener: Opener, on_progress: Callable[[str, float], None] | None = None,
                  say: Callable[[str], None] | None = None, *, log: Path | None = None,
                  threads: int | None = None) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -48,6 +50,11 @@ from nnio_tui.widgets.token_chunks import TokenChunks
 from nnio_tui.widgets.too_small import TooSmall
 
 MIN_SIZE = (80, 24)
+
+
+def _exit_now(code: int) -> None:
+    os._exit(code)  # skips the wait for a worker thread stuck in a step (tests replace it)
+
 
 # (key, shown as, action, footer label, help text, in footer)
 KEYS = [
@@ -127,6 +134,7 @@ class NnioApp(App[int]):
         self.saved_path: Path | None = None
         self.set_reactive(NnioApp.title_hint, title_hint)
         self._quitting = False
+        self._quit_presses = 0  # q or ctrl+c pressed again while stopping
         self._failed = False
         self._worker: Worker[None] | None = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
@@ -184,7 +192,7 @@ class NnioApp(App[int]):
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set signal handlers
         for name in self.QUIT_SIGNALS:
-            loop.add_signal_handler(getattr(signal, name), self.call_later, self.action_quit)
+            loop.add_signal_handler(getattr(signal, name), self.call_later, self._begin_quit)
         self._signal_loop = loop
 
     def on_unmount(self) -> None:
@@ -417,7 +425,41 @@ class NnioApp(App[int]):
         self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]))
 
     async def action_quit(self) -> None:
-        """Stop after the current step, save if dirty, then exit."""
+        """Stop after the current step, save if dirty, then exit; pressed twice more, exit now.
+
+        Only keys count towards quitting now: a signal (SIGTERM, a dropped SSH link) always
+        waits for the save.
+        """
+        if not self._quitting:
+            self._begin_quit()
+            return
+        self._quit_presses += 1
+        if self._quit_presses == 1:
+            self.notify(f"still stopping: the run is saved when the current step ends. Press q"
+                        f" again to quit now ({self._what_quitting_now_keeps()}).",
+                        timeout=15, markup=False)
+        else:
+            self._quit_now()
+
+    def _what_quitting_now_keeps(self) -> str:
+        if self.bridge.saves_if_abandoned:
+            return "the training process still saves the run when its step ends"
+        return "training since the last save is lost"
+
+    def _quit_now(self) -> None:
+        """Leave at once, without waiting for the step: the worker thread cannot be stopped
+        mid-step, and the interpreter would wait for it at exit."""
+        driver = self._driver
+        if driver is not None:
+            driver.stop_application_mode()  # the terminal back as it was
+            driver.close()  # waits for the writer thread to send it
+        if not self.terminal_gone and sys.__stderr__ is not None:
+            # sys.stderr is Textual's capture while the app runs
+            print(f"nnio-tui: quit without waiting for the step: {self._what_quitting_now_keeps()}",
+                  file=sys.__stderr__, flush=True)
+        _exit_now(130)
+
+    def _begin_quit(self) -> None:
         if self._quitting:
             return
         self._quitting = True

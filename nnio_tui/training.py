@@ -160,6 +160,12 @@ class TrainingBridge:
         """Whether continuous training is on (as asked; the worker confirms with messages)."""
         return self._running.is_set()
 
+    @property
+    def saves_if_abandoned(self) -> bool:
+        """Whether unsaved training survives this process ending without a save (a child
+        process session saves it on its own)."""
+        return bool(getattr(self._session, "saves_if_abandoned", False))
+
     def request_quit(self) -> None:
         """Stop after the current step, save if dirty, and end serve()."""
         with self._wakeup:

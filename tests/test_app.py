@@ -241,6 +241,36 @@ async def test_q_mid_step_waits_for_the_step_then_saves(tmp_path):
     assert fake.info().step >= 1 and not fake.dirty
 
 
+async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from nnio_tui import app as app_module
+
+    exits: list[int] = []
+    monkeypatch.setattr(app_module, "_exit_now", exits.append)
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        fake.gate.clear()
+        await pilot.press("space")
+        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await pilot.press("q")
+        for _ in range(3):  # a signal always waits for the save: it never forces
+            os.kill(os.getpid(), signal.SIGTERM)
+            await pilot.pause()
+        assert exits == [] and not any("still stopping" in n.message for n in app._notifications)
+        await pilot.press("q")
+        assert any("Press q again to quit now (training since the last save is lost)"
+                   in n.message for n in app._notifications)
+        assert exits == []
+        await pilot.press("ctrl+c")
+        assert exits == [130]
+        fake.gate.set()
+        await settle(pilot)
+
+
 async def test_clicking_a_token_makes_it_the_label(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:

@@ -142,3 +142,30 @@ def test_a_dropped_link_saves(tmp_path):
     assert code == 0
     _, meta = ckpt.read(path)
     assert int(meta["step"]) > 0
+
+
+@pytest.mark.parametrize("worker, kept", [
+    ("process", b"the training process still saves the run when its step ends"),
+    ("thread", b"training since the last save is lost"),
+])
+def test_q_three_times_quits_at_once_and_says_what_is_kept(tmp_path, worker, kept):
+    path = tmp_path / "run.safetensors"
+    # batch 128 at the cpu preset: a step of a second or more, so all three keys land in it
+    term = Terminal("--preset", "cpu", "--batch-size", "128", "--device", "cpu",
+                    "--checkpoint", str(path), "--worker", worker)
+    term.wait_for(b"params")
+    term.send(b" ")
+    term.wait_for(b"unsaved")  # the first step is done; the next one has begun
+    term.send(b"qqq")
+    assert term.exit_code() == 130, bytes(term.output[-2000:])
+    assert b"nnio-tui: quit without waiting for the step: " + kept in term.output
+    assert term.output.rfind(b"\x1b[?1049l") > term.output.rfind(b"\x1b[?1049h")  # screen back
+    if worker == "process":  # the orphaned training process ends its step and saves
+        deadline = time.monotonic() + 120
+        while training_processes():
+            assert time.monotonic() < deadline, "the training process outlived the app"
+            time.sleep(0.1)
+        _, meta = ckpt.read(path)
+        assert int(meta["step"]) >= 2
+    else:
+        assert not path.exists()
