@@ -219,7 +219,7 @@ class NnioApp(App[int]):
         self.bridge.pause()
         self.running = False
         if self._quitting:
-            self.exit(1, return_code=1, message=line)
+            self.exit(1, return_code=1, message=Text(f"nnio-tui: error: training failed: {line}"))
         elif self.corpus is None:
             self._show_failure(line)
         else:
@@ -259,6 +259,9 @@ class NnioApp(App[int]):
         if message.error is not None:
             line = f"nnio-tui: error: could not save the checkpoint: {message.error}"
             self.exit(2, return_code=2, message=Text(line))
+        elif message.defect is not None:  # the save ran, but the run still failed
+            line = f"nnio-tui: error: training failed: {message.defect}"
+            self.exit(1, return_code=1, message=Text(line))
         else:
             self.exit(0)
 

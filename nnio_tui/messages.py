@@ -70,10 +70,15 @@ class SessionReset(Message):
 
 @dataclass
 class SessionClosed(Message):
-    """The worker has stopped for good; the checkpoint was saved to saved_path if it was dirty."""
+    """The worker has stopped for good; the checkpoint was saved to saved_path if it was dirty.
+
+    error: why the save failed; defect: the error that ended the worker while it quit (the
+    save still ran).
+    """
 
     saved_path: Path | None
     error: str | None = None
+    defect: str | None = None
 
 
 @dataclass

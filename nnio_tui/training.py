@@ -194,6 +194,12 @@ class TrainingBridge:
                 return
             self._start_looker()
             self._loop(cancelled)
+        except Exception as error:
+            # A defect (not an NnioError, which the loop handles) while quitting would end
+            # the app unsaved: save what the earlier steps made, then let the error through.
+            if self._session is not None and self._quit.is_set():
+                self._close(defect=f"{type(error).__name__}: {error}".splitlines()[0])
+            raise
         finally:
             self._stop_looker()
             self._idle.set()
@@ -473,7 +479,7 @@ class TrainingBridge:
         if looker is not None:
             looker.stop()
 
-    def _close(self) -> None:
+    def _close(self, defect: str | None = None) -> None:
         assert self._session is not None
         self._stop_looker()  # before the session closes under a probe of its
         saved: Path | None = None
@@ -481,11 +487,11 @@ class TrainingBridge:
             if self._session.dirty:
                 saved = self._session.save()
         except NnioError as error:
-            self._post(SessionClosed(None, str(error)))
+            self._post(SessionClosed(None, str(error), defect))
             return
         finally:
             # a session in a child process (model.remote) ends it here
             close = getattr(self._session, "close", None)
             if close is not None:
                 close()
-        self._post(SessionClosed(saved))
+        self._post(SessionClosed(saved, defect=defect))

@@ -93,6 +93,7 @@ class FakeSession:
         self.gate = threading.Event()
         self.gate.set()
         self.in_step = threading.Event()
+        self.bug: Exception | None = None  # raised by the next step, as a defect would be
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:
@@ -139,6 +140,8 @@ class FakeSession:
         # A real step takes a while and releases the GIL; a busy loop here would starve the UI.
         time.sleep(0.002)
         self.in_step.clear()
+        if self.bug is not None:
+            raise self.bug
         if self._diverge_at is not None and self._step + 1 >= self._diverge_at:
             raise TrainingDiverged(f"loss became nan at step {self._step + 1}; kept last good weights")
         self._step += 1

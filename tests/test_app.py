@@ -271,6 +271,24 @@ async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path,
         await settle(pilot)
 
 
+async def test_a_defect_in_the_last_step_still_saves_what_came_before(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        fake.gate.clear()
+        await pilot.press("space")
+        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await pilot.press("q")
+        fake.bug = RuntimeError("a defect")
+        fake.gate.set()
+        await settle(pilot)
+    assert fake.saves == [tmp_path / "fake.nnio"] and app.saved_path == fake.saves[0]
+    assert app.return_code == 1  # the defect still fails the run
+
+
 async def test_clicking_a_token_makes_it_the_label(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
