@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -185,13 +188,102 @@ def _parquet_docs(path: Path) -> list[str]:
     return [t for t in column if isinstance(t, str)]
 
 
-def _documents(source: str | Path | None, warnings: list[str]) -> tuple[str, str, list[Path] | None,
-                                                                       Callable[[], list[str]]]:
-    """Name, source label, files to fingerprint (None for stdin) and a reader of the documents."""
+class _Files:
+    """Text files, read a block at a time: the whole text is never in memory at once."""
+
+    def __init__(self, files: list[Path], warnings: list[str], strict: bool = False) -> None:
+        self.files, self.warnings, self.strict = files, warnings, strict
+
+    def total_bytes(self) -> int:
+        total = 0
+        for path in self.files:
+            try:
+                total += path.stat().st_size
+            except OSError as err:
+                raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+        return total
+
+    def content_key(self, encoding: str, on_progress: Progress | None) -> str:
+        """A cache key over the files' bytes, so a copy or a touched file maps the same ids."""
+        h = hashlib.sha256(f"v{CACHE_VERSION}:files:{encoding}".encode())
+        total, done = self.total_bytes() or 1, 0
+        for path in self.files:
+            size = 0
+            for block in _blocks(path):
+                h.update(block)
+                size += len(block)
+                done += len(block)
+                if on_progress is not None:
+                    on_progress("reading", min(1.0, done / total))
+            h.update(b"\0" + size.to_bytes(8, "little"))  # one file's end: no two lists mix
+        return h.hexdigest()
+
+    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
+        """Each readable text file as (text, bytes read for it) blocks; binary ones skipped."""
+        for path in self.files:
+            blocks = _blocks(path)
+            head = next(blocks, b"")
+            if not _utf16_bom(head) and _is_binary(head):
+                if self.strict:
+                    raise CorpusError(
+                        f"{path} looks like a binary file, not text: name a text file")
+                self.warnings.append(f"{path}: skipped, it looks binary")
+                continue
+            yield _decoded(path, head, blocks, self.warnings)
+
+
+READ_BYTES = 1 << 22  # a block of a text file read at a time
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(READ_BYTES):
+                yield block
+    except PermissionError:
+        raise CorpusError(f"cannot read {path}: permission denied") from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder where a file was expected") from None
+    except OSError as err:
+        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+
+
+_FFFD = "\ufffd".encode()
+
+
+def _decoded(path: Path, head: bytes, rest: Iterator[bytes],
+             warnings: list[str]) -> Iterator[tuple[str, int]]:
+    """A file's text a block at a time, as _decode would give it whole."""
+    if _utf16_bom(head):  # rare, and never big: decoded whole, as before
+        data = head + b"".join(rest)
+        yield _decode(data, str(path), warnings), len(data)
+        return
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    # Replacements show as U+FFFD beyond those the bytes spell themselves.
+    spelled = replaced = 0
+    tail = b""
+    for block in itertools.chain((head,), rest):
+        text = decoder.decode(block)
+        spelled += (tail + block).count(_FFFD)  # one split across blocks is counted once
+        tail = (tail + block)[-2:]
+        replaced += text.count("\ufffd")
+        yield text, len(block)
+    text = decoder.decode(b"", final=True)
+    replaced += text.count("\ufffd")
+    if text:
+        yield text, 0
+    if replaced > spelled:
+        warnings.append(f"{path}: invalid UTF-8 bytes were replaced with U+FFFD")
+
+
+def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
+        str, str, list[Path] | None, _Files | Callable[[], list[str]]]:
+    """Name, source label, files to fingerprint (None for stdin), and the documents: text
+    files as a stream (_Files), the other kinds as a reader of the whole list."""
     if source is None:
         folder = sample_corpus_path()
         files = _folder_files(folder)
-        return corpus_name(None), "<sample>", files, lambda: _read_files(files, warnings)
+        return corpus_name(None), "<sample>", files, _Files(files, warnings)
     if str(source) == "-":
         return corpus_name("-"), "-", None, lambda: [_decode(sys.stdin.buffer.read(), "stdin",
                                                             warnings)]
@@ -203,27 +295,13 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[str, str
     label = str(path.resolve())
     if path.is_dir():
         files = _folder_files(path)
-        return name, label, files, lambda: _read_files(files, warnings)
+        return name, label, files, _Files(files, warnings)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return name, label, [path], lambda: _jsonl_docs(path, _read(path), warnings)
     if suffix == ".parquet":
         return name, label, [path], lambda: _parquet_docs(path)
-    return name, label, [path], lambda: _read_files([path], warnings, strict=True)
-
-
-def _read_files(files: list[Path], warnings: list[str], strict: bool = False) -> list[str]:
-    docs = []
-    for path in files:
-        data = _read(path)
-        if not _utf16_bom(data) and _is_binary(data):
-            if strict:
-                raise CorpusError(f"{path} looks like a binary file, not text: name a text file")
-            warnings.append(f"{path}: skipped, it looks binary")
-            continue
-        if data.strip():
-            docs.append(_decode(data, str(path), warnings))
-    return docs
+    return name, label, [path], _Files([path], warnings, strict=True)
 
 
 def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
@@ -235,6 +313,96 @@ def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
         yield text[start : found.end()]
         start = found.end()
     yield text[start:]
+
+
+def _stream_pieces(blocks: Iterator[tuple[str, int]],
+                   safe_break: re.Pattern) -> Iterator[tuple[str, int]]:
+    """The pieces _pieces would cut from the joined blocks, as (piece, bytes read for it).
+
+    A break is looked for only where the text read so far can confirm it: the patterns look
+    one character behind and one ahead.
+    """
+    text, weight, looked = "", 0, PIECE_CHARS
+    for block, size in blocks:
+        text += block
+        weight += size
+        while len(text) > PIECE_CHARS:
+            found = safe_break.search(text, max(PIECE_CHARS, looked), len(text) - 1)
+            if found is None:
+                looked = max(PIECE_CHARS, len(text) - 2)
+                break
+            yield text[: found.end()], weight
+            text, weight, looked = text[found.end():], 0, PIECE_CHARS
+    yield text, weight
+
+
+def _jobs(docs: Iterator[Iterator[tuple[str, int]]], skip_blank: bool) -> Iterator[
+        tuple[str | None, int]]:
+    """(piece, weight) to encode, None between two documents.
+
+    skip_blank: leave out documents of whitespace only (as empty files are left out); a
+    document's pieces wait until one shows text, so no separator goes out for it.
+    """
+    shown = False
+    for doc in docs:
+        held: list[tuple[str, int]] = []
+        started = not skip_blank
+        if started and shown:
+            yield None, 0
+        for piece, weight in doc:
+            if not started:
+                if not piece.strip():
+                    held.append((piece, weight))
+                    continue
+                started = True
+                if shown:
+                    yield None, 0
+                yield from held
+                held = []
+            yield piece, weight
+        if started:
+            shown = True
+        elif held:
+            yield "", sum(w for _, w in held)  # nothing to encode, but the progress moves on
+
+
+def _tokenize(jobs: Iterator[tuple[str | None, int]], enc, total: int,
+              on_progress: Progress | None, add: Callable[[np.ndarray], None]) -> None:
+    """Encode the jobs in parallel, a few at a time, handing each id array to add in order."""
+    eot = np.array([enc.eot_token], dtype=np.uint32)
+
+    def encode(piece: str | None) -> np.ndarray:
+        return eot if piece is None else np.array(enc.encode_ordinary(piece), dtype=np.uint32)
+
+    workers = os.cpu_count() or 1
+    pending: deque[tuple[int, Future]] = deque()
+    done = 0
+    total = total or 1
+
+    def collect() -> None:
+        nonlocal done
+        weight, future = pending.popleft()
+        add(future.result())
+        done += weight
+        if on_progress is not None:
+            on_progress("tokenizing", min(1.0, done / total))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for piece, weight in jobs:
+                pending.append((weight, pool.submit(encode, piece)))
+                if len(pending) >= 2 * workers:
+                    collect()
+            while pending:
+                collect()
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            raise
+
+
+def _safe_break(enc) -> re.Pattern:
+    return _SAFE_BREAK_GPT2 if enc.name in ("gpt2", "r50k_base", "p50k_base") else _SAFE_BREAK
 
 
 def tokenize_pieces(docs: list[str], enc, on_progress: Progress | None = None) -> list[np.ndarray]:
@@ -251,44 +419,11 @@ def tokenize_pieces(docs: list[str], enc, on_progress: Progress | None = None) -
     Returns:
         uint32 id arrays whose concatenation is the corpus.
     """
-    safe_break = _SAFE_BREAK_GPT2 if enc.name in ("gpt2", "r50k_base", "p50k_base") else _SAFE_BREAK
-    total = sum(len(doc) for doc in docs) or 1
-    eot = np.array([enc.eot_token], dtype=np.uint32)
-
-    def jobs() -> Iterator[str | None]:  # None marks a document boundary
-        for i, doc in enumerate(docs):
-            if i:
-                yield None
-            yield from _pieces(doc, safe_break)
-
-    def encode(piece: str | None) -> np.ndarray:
-        return eot if piece is None else np.array(enc.encode_ordinary(piece), dtype=np.uint32)
-
-    workers = os.cpu_count() or 1
+    safe_break = _safe_break(enc)
     parts: list[np.ndarray] = []
-    pending: deque[tuple[int, Future]] = deque()
-    done = 0
-
-    def collect() -> None:
-        nonlocal done
-        size, future = pending.popleft()
-        parts.append(future.result())
-        done += size
-        if on_progress is not None:
-            on_progress("tokenizing", done / total)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        try:
-            for piece in jobs():
-                pending.append((len(piece) if piece else 0, pool.submit(encode, piece)))
-                if len(pending) >= 2 * workers:
-                    collect()
-            while pending:
-                collect()
-        except BaseException:
-            for _, future in pending:
-                future.cancel()
-            raise
+    as_pieces = (((piece, len(piece)) for piece in _pieces(doc, safe_break)) for doc in docs)
+    _tokenize(_jobs(as_pieces, skip_blank=False), enc, sum(len(doc) for doc in docs),
+              on_progress, parts.append)
     return parts
 
 
@@ -339,15 +474,11 @@ def _load_cached(cache: Path, key: str) -> tuple[np.ndarray, dict] | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes | list[np.ndarray]) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            if isinstance(data, list):
-                for part in data:
-                    part.astype("<u4", copy=False).tofile(f)
-            else:
-                f.write(data)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -356,11 +487,95 @@ def _atomic_write(path: Path, data: bytes | list[np.ndarray]) -> None:
         raise
 
 
-def _store(cache: Path, key: str, parts: list[np.ndarray], meta: dict) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
-    _atomic_write(cache / f"{key}.u32", parts)
-    meta = {**meta, "n_tokens": sum(int(p.shape[0]) for p in parts), "version": CACHE_VERSION}
-    _atomic_write(cache / f"{key}.json", json.dumps(meta).encode())
+def _write_part(f, part: np.ndarray) -> None:
+    part.astype("<u4", copy=False).tofile(f)
+
+
+class _Ids:
+    """A corpus's ids as they come: written straight into the token cache, so they are
+    never all in memory, or kept in memory when the cache cannot be written."""
+
+    def __init__(self, cache: Path | None, key: str) -> None:
+        self.n_tokens = 0
+        self.error: OSError | None = None
+        self._parts: list[np.ndarray] = []
+        self._cache, self._key = cache, key
+        self._file = None
+        if cache is None:
+            return
+        self._tmp = cache / f".{key}.u32.{os.getpid()}.tmp"
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._tmp, "wb")  # noqa: SIM115 - open until finish or abort
+        except OSError as err:
+            self._fail(err)
+
+    def add(self, part: np.ndarray) -> None:
+        if self._file is not None:
+            try:
+                _write_part(self._file, part)
+                self.n_tokens += int(part.shape[0])
+                return
+            except OSError as err:
+                self._fail(err)
+        self._parts.append(part)
+        self.n_tokens += int(part.shape[0])
+
+    def _fail(self, err: OSError) -> None:
+        """Go on in memory with what reached the file so far (a full disk, a read-only cache)."""
+        self.error = err
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._parts = [self._read_back(self._tmp)]
+        self._discard()
+
+    def _read_back(self, path: Path) -> np.ndarray:
+        try:
+            return np.fromfile(path, dtype="<u4", count=self.n_tokens)
+        except OSError as err:
+            raise CorpusError(f"the token cache lost its ids ({err.strerror}): open the corpus"
+                              " again") from None
+
+    def _discard(self) -> None:
+        if self._cache is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._discard()
+
+    def finish(self, meta: dict) -> np.ndarray:
+        """All the ids: mapped from the cache when it took them, else joined in memory."""
+        if self._file is None:
+            return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.uint32)
+        assert self._cache is not None
+        ids_path, path = self._cache / f"{self._key}.u32", self._tmp
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, ids_path)
+            path = ids_path
+            meta = {**meta, "n_tokens": self.n_tokens, "version": CACHE_VERSION}
+            _atomic_write(self._cache / f"{self._key}.json", json.dumps(meta).encode())
+            mapped = _load_cached(self._cache, self._key)
+            if mapped is not None:
+                return mapped[0]
+            raise OSError(errno.EIO, "the cached ids did not read back")
+        except OSError as err:
+            self.error = err
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            ids = self._read_back(path)
+            with contextlib.suppress(OSError):
+                path.unlink()  # ids without their index are of no use to a later open
+            return ids
 
 
 def open_corpus(
@@ -370,6 +585,9 @@ def open_corpus(
     on_progress: Progress | None = None,
 ) -> Corpus:
     """Read and tokenize a corpus, or map its cached ids.
+
+    Text files are read, decoded and tokenized a block at a time, and their ids go straight
+    into the token cache, so a corpus of many gigabytes opens in little memory.
 
     Args:
         source: a text file, a folder of text files (recursive, sorted), .jsonl with a "text"
@@ -386,7 +604,7 @@ def open_corpus(
     """
     encoding = encoding_name or enc.name
     warnings: list[str] = []
-    name, label, files, read_docs = _documents(source, warnings)
+    name, label, files, documents = _documents(source, warnings)
     cache = _cache_dir()
     fingerprint_path = None
     if files is not None and cache is not None:
@@ -399,33 +617,98 @@ def open_corpus(
                               meta.get("n_chars", 0), meta.get("n_bytes", 0))
     if on_progress is not None:
         on_progress("reading", 0.0)
-    docs = read_docs()
+    if isinstance(documents, _Files):
+        key = documents.content_key(encoding, on_progress)
+        total = documents.total_bytes()
+        docs: list[str] | None = None
+    else:
+        docs = documents()
+        if not docs or not any(d.strip() for d in docs):
+            raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
+                              " it needs text")
+        key, _ = _content_key(docs, encoding)
+        total = sum(len(doc) for doc in docs)
     if on_progress is not None:
         on_progress("reading", 1.0)
-    if not docs or not any(d.strip() for d in docs):
-        raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text")
-    key, n_bytes = _content_key(docs, encoding)
-    n_chars = sum(len(d) for d in docs) + (len(docs) - 1) * len("<|endoftext|>")
-    n_bytes += (len(docs) - 1) * len("<|endoftext|>")
-    meta = {"warnings": warnings, "n_chars": n_chars, "n_bytes": n_bytes}
     hit = _load_cached(cache, key) if cache is not None else None
-    ids = hit[0] if hit is not None else None
-    if ids is None:
-        parts = tokenize_pieces(docs, enc, on_progress)
-        del docs  # the text is not needed any more: only the ids are
-    if cache is not None:
+    if hit is not None:
+        ids, meta = hit
+        if docs is None:  # the files were not read: their warnings come from the cache
+            warnings = _renamed(meta, files)
+    else:
+        ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
+                                         total, on_progress, warnings)
+        if ids.shape[0] == 0:
+            raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
+                              " it needs text")
+    if fingerprint_path is not None and cache is not None and "cache_error" not in meta:
         try:
-            if ids is None:
-                # written part by part and mapped back, so the parts are never joined in memory
-                _store(cache, key, parts, meta)
-                mapped = _load_cached(cache, key)
-                ids = mapped[0] if mapped is not None else None
-            if fingerprint_path is not None:
-                fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_write(fingerprint_path, key.encode())
+            fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(fingerprint_path, key.encode())
         except OSError as err:
-            # A read-only cache only costs speed next time; say so instead of failing.
-            warnings.append(f"token cache not written ({err.strerror}): the next open re-tokenizes")
-    if ids is None:  # no cache to map from
-        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
-    return Corpus(ids, name, label, encoding, tuple(warnings), n_chars, n_bytes)
+            meta["cache_error"] = err.strerror
+    if "cache_error" in meta:
+        # A read-only cache only costs speed next time; say so instead of failing.
+        warnings.append(f"token cache not written ({meta['cache_error']}): the next open"
+                        " re-tokenizes")
+    return Corpus(ids, name, label, encoding, tuple(warnings), meta.get("n_chars", 0),
+                  meta.get("n_bytes", 0))
+
+
+def _renamed(meta: dict, files: list[Path] | None) -> list[str]:
+    """Cached warnings, with the paths they were first read under changed to today's."""
+    warnings = [str(w) for w in meta.get("warnings", ())]
+    first = meta.get("files")
+    if not isinstance(first, list) or files is None or len(first) != len(files):
+        return warnings
+    # longest first, so that a path which begins another is not replaced inside it
+    for old, new in sorted(zip(first, map(str, files)), key=lambda pair: -len(pair[0])):
+        warnings = [w.replace(f"{old}:", f"{new}:") for w in warnings]
+    return warnings
+
+
+def _tokenize_into_cache(documents: _Files | list[str], enc, cache: Path | None, key: str,
+                         total: int, on_progress: Progress | None,
+                         warnings: list[str]) -> tuple[np.ndarray, dict]:
+    """Tokenize the documents into the cache under key; the ids and what was counted."""
+    safe_break = _safe_break(enc)
+    n_chars = n_bytes = n_docs = 0
+
+    def counted(pieces: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int]]:
+        nonlocal n_chars, n_bytes
+        for piece, weight in pieces:
+            n_chars += len(piece)
+            n_bytes += len(piece.encode("utf-8", errors="surrogatepass"))
+            yield piece, weight
+
+    def jobs() -> Iterator[tuple[str | None, int]]:
+        nonlocal n_docs
+        if isinstance(documents, _Files):
+            docs = (_stream_pieces(blocks, safe_break) for blocks in documents.documents())
+        else:
+            docs = (((piece, len(piece)) for piece in _pieces(doc, safe_break))
+                    for doc in documents)
+        for piece, weight in _jobs((counted(doc) for doc in docs),
+                                   skip_blank=isinstance(documents, _Files)):
+            n_docs += piece is None
+            yield piece, weight
+
+    out = _Ids(cache, key)
+    try:
+        _tokenize(jobs(), enc, total, on_progress, out.add)
+        separators = n_docs * len("<|endoftext|>")
+        # the warnings so far (reading, decoding) are the corpus's own: they go in the cache
+        meta = {"warnings": list(warnings), "n_chars": n_chars + separators,
+                "n_bytes": n_bytes + separators}
+        if isinstance(documents, _Files):
+            meta["files"] = [str(path) for path in documents.files]
+        if out.n_tokens == 0:
+            out.abort()
+            return np.zeros(0, dtype=np.uint32), meta
+        ids = out.finish(meta)
+    except BaseException:
+        out.abort()
+        raise
+    if out.error is not None:
+        meta["cache_error"] = out.error.strerror or str(out.error)
+    return ids, meta

@@ -200,3 +200,118 @@ def test_pieces_are_cut_a_few_at_a_time_not_all_at_once(monkeypatch):
     ids = np.concatenate(corpus_mod.tokenize_pieces([text], ENC, progress))
     assert ids.tolist() == ENC.encode_ordinary(text)
     assert len(ahead) == cut[0] > 150 and max(ahead) <= 2 * (os.cpu_count() or 1)
+
+
+_STREAMED = [0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab .,\n\t1é한👋\ufffd")), max_size=400),
+       st.integers(1, 9))
+def test_a_file_read_a_few_bytes_at_a_time_gives_the_ids_of_one_whole_encode(text, block):
+    # blocks cut UTF-8 sequences and the patterns' look-ahead apart; pieces cut the text
+    saved = corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES
+    corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES = 16, block
+    try:
+        _STREAMED[0] += 1
+        folder = corpus_mod._cache_dir().parent.parent / "streamed"  # the test's own home
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _write(folder / f"{_STREAMED[0]}.txt", text)
+        if not text.strip():
+            with pytest.raises(CorpusError, match="is empty"):
+                open_corpus(path, ENC)
+            return
+        c = open_corpus(path, ENC)
+        assert c.ids.tolist() == ENC.encode_ordinary(text) and not c.warnings
+        assert c.n_bytes == len(text.encode()) and c.n_chars == len(text)
+    finally:
+        corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES = saved
+
+
+def test_invalid_utf8_across_blocks_is_said_and_a_spelled_replacement_is_not(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setattr(corpus_mod, "READ_BYTES", 2)  # every U+FFFD is split across blocks
+    spelled = _write(tmp_path / "spelled.txt", "a \ufffd sign, twice \ufffd")
+    c = open_corpus(spelled, ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary("a \ufffd sign, twice \ufffd") and not c.warnings
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes("a \ufffd sign ".encode() + b"caf\xe9 \xe2\x82")
+    c = open_corpus(broken, ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary("a \ufffd sign caf\ufffd \ufffd")
+    assert c.warnings == (f"{broken}: invalid UTF-8 bytes were replaced with U+FFFD",)
+
+
+def test_blank_files_in_a_folder_add_no_document(tmp_path):
+    _write(tmp_path / "a.txt", "first file")
+    _write(tmp_path / "b.txt", "  \n\t \n")
+    _write(tmp_path / "c.txt", "")
+    _write(tmp_path / "d.txt", "\n\nlast file")
+    c = open_corpus(tmp_path, ENC)
+    assert c.ids.tolist() == (ENC.encode_ordinary("first file") + [ENC.eot_token]
+                              + ENC.encode_ordinary("\n\nlast file"))
+
+
+def test_a_big_file_streams_its_text_in_and_its_ids_out(tmp_path, monkeypatch):
+    # bench/README.md, figure 6: neither the whole text nor all the ids are ever in memory
+    monkeypatch.setattr(corpus_mod, "READ_BYTES", 4096)
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
+    text = "The lamp room had a hundred and twelve steps.\n" * 20000
+    path = _write(tmp_path / "big.txt", text)
+    cache = corpus_mod._cache_dir()
+    longest, on_disk = [0], []
+
+    class Watching:
+        name, eot_token = ENC.name, ENC.eot_token
+
+        def encode_ordinary(self, piece):
+            longest[0] = max(longest[0], len(piece))
+            on_disk.append(sum(p.stat().st_size for p in cache.glob(".*.tmp")))
+            return ENC.encode_ordinary(piece)
+
+    c = open_corpus(path, Watching())
+    assert c.ids.tolist() == ENC.encode_ordinary(text) and isinstance(c.ids, np.memmap)
+    assert longest[0] <= 1000 + 4096 < len(text) // 50
+    # by the last pieces, the ids of the earlier ones are in the cache file, not in memory
+    assert on_disk[-1] > 0.8 * 4 * c.n_tokens
+    assert not list(cache.glob(".*.tmp"))
+
+
+def test_a_cache_that_fills_up_midway_keeps_every_id_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
+    text = "Seven gulls sat on the harbour wall.\n" * 3000
+    path = _write(tmp_path / "c.txt", text)
+    real_write, writes = corpus_mod._write_part, [0]
+
+    def fills_up(f, part):
+        writes[0] += 1
+        if writes[0] > 5:
+            raise OSError(28, "No space left on device")
+        real_write(f, part)
+
+    monkeypatch.setattr(corpus_mod, "_write_part", fills_up)
+    c = open_corpus(path, ENC)
+    assert writes[0] == 6 and c.ids.tolist() == ENC.encode_ordinary(text)  # 5 parts on disk
+    said = "token cache not written (No space left on device): the next open re-tokenizes"
+    assert c.warnings == (said,)
+    cache = corpus_mod._cache_dir()
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # no half file, no index
+    monkeypatch.setattr(corpus_mod, "_write_part", real_write)
+    again = open_corpus(path, ENC)
+    assert again.ids.tolist() == c.ids.tolist() and not again.warnings
+
+
+def test_a_copy_maps_the_cached_ids_and_names_itself_in_the_warnings(tmp_path, monkeypatch):
+    first = tmp_path / "first.txt"
+    first.write_bytes(b"caf\xe9 au lait, " * 50)
+    original = open_corpus(first, ENC)
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(first.read_bytes())
+
+    def fail(*args, **kwargs):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(corpus_mod, "_tokenize", fail)
+    c = open_corpus(copy, ENC)
+    assert isinstance(c.ids, np.memmap) and c.ids.tolist() == original.ids.tolist()
+    assert c.warnings == (f"{copy}: invalid UTF-8 bytes were replaced with U+FFFD",)
+    assert (c.n_chars, c.n_bytes) == (original.n_chars, original.n_bytes)
