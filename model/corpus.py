@@ -102,17 +102,6 @@ def _cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("nnio-tui")) / "tokens"
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder where a file was expected") from None
-    except OSError as err:
-        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-
-
 def _is_binary(data: bytes) -> bool:
     head = data[:8192]
     if b"\x00" in head:
@@ -151,62 +140,37 @@ def _folder_files(folder: Path) -> list[Path]:
     return files
 
 
-def _jsonl_docs(path: Path, data: bytes, warnings: list[str]) -> list[str]:
-    docs, broken = [], 0
-    lines = [line for line in data.splitlines() if line.strip()]
-    for line in lines:
+def _file_bytes(files: list[Path]) -> int:
+    total = 0
+    for path in files:
         try:
-            record = json.loads(line)
-            text = record["text"]
-            if not isinstance(text, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            broken += 1
-            continue
-        docs.append(text)
-    if broken:
-        warnings.append(f"{path}: skipped {broken} of {len(lines)} lines without valid JSON text")
-    if not docs:
-        raise CorpusError(f'no line of {path} is JSON with a "text" string field')
-    return docs
+            total += path.stat().st_size
+        except OSError as err:  # gone or unreadable since the folder was listed
+            raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+    return total
 
 
-def _parquet_docs(path: Path) -> list[str]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise CorpusError("reading .parquet needs pyarrow: pip install 'nnio-tui[parquet]'") from None
-    try:
-        schema = pq.read_schema(path)
-        if "text" not in schema.names:
-            raise CorpusError(f"{path} has no 'text' column (columns: {', '.join(schema.names)})")
-        column = pq.read_table(path, columns=["text"]).column("text").to_pylist()
-    except CorpusError:
-        raise
-    except Exception as err:  # pyarrow raises many types for a damaged file
-        raise CorpusError(f"cannot read {path} as parquet: {err}") from None
-    return [t for t in column if isinstance(t, str)]
+class _Stream:
+    """Documents read from files a little at a time, so the whole text is never in memory.
 
+    documents() yields each document as (text, weight) blocks; the weights add up to total()
+    (the progress bar's measure). The cache key hashes the files' bytes and the kind, so the
+    same file read another way does not share ids.
+    """
 
-class _Files:
-    """Text files, read a block at a time: the whole text is never in memory at once."""
+    kind = "files"
+    skip_blank = True  # leave out documents of whitespace only (empty files)
 
-    def __init__(self, files: list[Path], warnings: list[str], strict: bool = False) -> None:
-        self.files, self.warnings, self.strict = files, warnings, strict
+    def __init__(self, files: list[Path], warnings: list[str]) -> None:
+        self.files, self.warnings = files, warnings
 
-    def total_bytes(self) -> int:
-        total = 0
-        for path in self.files:
-            try:
-                total += path.stat().st_size
-            except OSError as err:
-                raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-        return total
+    def total(self) -> int:
+        return _file_bytes(self.files)
 
     def content_key(self, encoding: str, on_progress: Progress | None) -> str:
         """A cache key over the files' bytes, so a copy or a touched file maps the same ids."""
-        h = hashlib.sha256(f"v{CACHE_VERSION}:files:{encoding}".encode())
-        total, done = self.total_bytes() or 1, 0
+        h = hashlib.sha256(f"v{CACHE_VERSION}:{self.kind}:{encoding}".encode())
+        total, done = _file_bytes(self.files) or 1, 0
         for path in self.files:
             size = 0
             for block in _blocks(path):
@@ -217,6 +181,17 @@ class _Files:
                     on_progress("reading", min(1.0, done / total))
             h.update(b"\0" + size.to_bytes(8, "little"))  # one file's end: no two lists mix
         return h.hexdigest()
+
+    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
+        raise NotImplementedError
+
+
+class _TextFiles(_Stream):
+    """Text files, each one document, read a block at a time."""
+
+    def __init__(self, files: list[Path], warnings: list[str], strict: bool = False) -> None:
+        super().__init__(files, warnings)
+        self.strict = strict
 
     def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
         """Each readable text file as (text, bytes read for it) blocks; binary ones skipped."""
@@ -230,6 +205,97 @@ class _Files:
                 self.warnings.append(f"{path}: skipped, it looks binary")
                 continue
             yield _decoded(path, head, blocks, self.warnings)
+
+
+class _JsonLines(_Stream):
+    """A .jsonl file read a line at a time: each line's "text" string is a document."""
+
+    kind = "jsonl"
+    skip_blank = False  # a record's text is a document even when it is empty
+
+    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
+        (path,) = self.files
+        seen = broken = found = 0
+        weight = 0  # bytes of lines skipped since the last document
+        for raw in _lines(path):
+            weight += len(raw)
+            for line in raw.splitlines():  # as bytes.splitlines did on the whole file: \r too
+                if not line.strip():
+                    continue
+                seen += 1
+                try:
+                    text = json.loads(line)["text"]
+                    if not isinstance(text, str):
+                        raise TypeError
+                except (ValueError, KeyError, TypeError):
+                    broken += 1
+                    continue
+                found += 1
+                yield iter(((text, weight),))
+                weight = 0
+        if broken:
+            self.warnings.append(
+                f"{path}: skipped {broken} of {seen} lines without valid JSON text")
+        if not found:
+            raise CorpusError(f'no line of {path} is JSON with a "text" string field')
+
+
+class _ParquetRows(_Stream):
+    """A .parquet file read a batch of rows at a time: each "text" string is a document."""
+
+    kind = "parquet"
+    skip_blank = False
+
+    _file = None
+
+    def _opened(self):
+        """The pyarrow file, opened at first use: a cached corpus needs no pyarrow."""
+        if self._file is not None:
+            return self._file
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise CorpusError(
+                "reading .parquet needs pyarrow: pip install 'nnio-tui[parquet]'") from None
+        (path,) = self.files
+        try:
+            opened = pq.ParquetFile(path)
+            names = opened.schema_arrow.names
+        except Exception as err:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            raise CorpusError(f"cannot read {path} as parquet: {err}") from None
+        if "text" not in names:
+            raise CorpusError(f"{path} has no 'text' column (columns: {', '.join(names)})")
+        self._file = opened
+        return opened
+
+    def total(self) -> int:
+        return self._opened().metadata.num_rows
+
+    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
+        (path,) = self.files
+        try:
+            for batch in self._opened().iter_batches(columns=["text"], batch_size=1024):
+                rows = batch.column(0).to_pylist()
+                weight = 0
+                for text in rows:
+                    weight += 1
+                    if isinstance(text, str):
+                        yield iter(((text, weight),))
+                        weight = 0
+        except CorpusError:
+            raise
+        except Exception as err:  # noqa: BLE001 - as above
+            raise CorpusError(f"cannot read {path} as parquet: {err}") from None
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            yield from f
+    except PermissionError:
+        raise CorpusError(f"cannot read {path}: permission denied") from None
+    except OSError as err:
+        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
 
 
 READ_BYTES = 1 << 22  # a block of a text file read at a time
@@ -277,13 +343,13 @@ def _decoded(path: Path, head: bytes, rest: Iterator[bytes],
 
 
 def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
-        str, str, list[Path] | None, _Files | Callable[[], list[str]]]:
+        str, str, list[Path] | None, _Stream | Callable[[], list[str]]]:
     """Name, source label, files to fingerprint (None for stdin), and the documents: text
-    files as a stream (_Files), the other kinds as a reader of the whole list."""
+    files as a stream (_Stream), stdin as a reader of the whole text."""
     if source is None:
         folder = sample_corpus_path()
         files = _folder_files(folder)
-        return corpus_name(None), "<sample>", files, _Files(files, warnings)
+        return corpus_name(None), "<sample>", files, _TextFiles(files, warnings)
     if str(source) == "-":
         return corpus_name("-"), "-", None, lambda: [_decode(sys.stdin.buffer.read(), "stdin",
                                                             warnings)]
@@ -295,13 +361,13 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
     label = str(path.resolve())
     if path.is_dir():
         files = _folder_files(path)
-        return name, label, files, _Files(files, warnings)
+        return name, label, files, _TextFiles(files, warnings)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return name, label, [path], lambda: _jsonl_docs(path, _read(path), warnings)
+        return name, label, [path], _JsonLines([path], warnings)
     if suffix == ".parquet":
-        return name, label, [path], lambda: _parquet_docs(path)
-    return name, label, [path], _Files([path], warnings, strict=True)
+        return name, label, [path], _ParquetRows([path], warnings)
+    return name, label, [path], _TextFiles([path], warnings, strict=True)
 
 
 def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
@@ -368,11 +434,18 @@ def _jobs(docs: Iterator[Iterator[tuple[str, int]]], skip_blank: bool) -> Iterat
 
 def _tokenize(jobs: Iterator[tuple[str | None, int]], enc, total: int,
               on_progress: Progress | None, add: Callable[[np.ndarray], None]) -> None:
-    """Encode the jobs in parallel, a few at a time, handing each id array to add in order."""
+    """Encode the jobs in parallel, a few at a time, handing id arrays to add in order.
+
+    Short pieces (the records of a .jsonl, a folder of small files) travel in batches of
+    about PIECE_CHARS characters: one future and one cache write per batch instead of per
+    record.
+    """
     eot = np.array([enc.eot_token], dtype=np.uint32)
 
-    def encode(piece: str | None) -> np.ndarray:
-        return eot if piece is None else np.array(enc.encode_ordinary(piece), dtype=np.uint32)
+    def encode(batch: list[str | None]) -> np.ndarray:
+        parts = [eot if piece is None else np.array(enc.encode_ordinary(piece), dtype=np.uint32)
+                 for piece in batch]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     workers = os.cpu_count() or 1
     pending: deque[tuple[int, Future]] = deque()
@@ -387,12 +460,24 @@ def _tokenize(jobs: Iterator[tuple[str | None, int]], enc, total: int,
         if on_progress is not None:
             on_progress("tokenizing", min(1.0, done / total))
 
+    def submit(batch: list[str | None], weight: int) -> None:
+        pending.append((weight, pool.submit(encode, batch)))
+        if len(pending) >= 2 * workers:
+            collect()
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
-            for piece, weight in jobs:
-                pending.append((weight, pool.submit(encode, piece)))
-                if len(pending) >= 2 * workers:
-                    collect()
+            batch: list[str | None] = []
+            chars = weight = 0
+            for piece, piece_weight in jobs:
+                batch.append(piece)
+                chars += len(piece) if piece else 0
+                weight += piece_weight
+                if chars >= PIECE_CHARS:
+                    submit(batch, weight)
+                    batch, chars, weight = [], 0, 0
+            if batch:
+                submit(batch, weight)
             while pending:
                 collect()
         except BaseException:
@@ -617,9 +702,9 @@ def open_corpus(
                               meta.get("n_chars", 0), meta.get("n_bytes", 0))
     if on_progress is not None:
         on_progress("reading", 0.0)
-    if isinstance(documents, _Files):
+    if isinstance(documents, _Stream):
         key = documents.content_key(encoding, on_progress)
-        total = documents.total_bytes()
+        total = documents.total()
         docs: list[str] | None = None
     else:
         docs = documents()
@@ -636,11 +721,9 @@ def open_corpus(
         if docs is None:  # the files were not read: their warnings come from the cache
             warnings = _renamed(meta, files)
     else:
+        empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
         ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
-                                         total, on_progress, warnings)
-        if ids.shape[0] == 0:
-            raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
-                              " it needs text")
+                                         total, on_progress, warnings, empty)
     if fingerprint_path is not None and cache is not None and "cache_error" not in meta:
         try:
             fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -667,29 +750,35 @@ def _renamed(meta: dict, files: list[Path] | None) -> list[str]:
     return warnings
 
 
-def _tokenize_into_cache(documents: _Files | list[str], enc, cache: Path | None, key: str,
+def _tokenize_into_cache(documents: _Stream | list[str], enc, cache: Path | None, key: str,
                          total: int, on_progress: Progress | None,
-                         warnings: list[str]) -> tuple[np.ndarray, dict]:
-    """Tokenize the documents into the cache under key; the ids and what was counted."""
+                         warnings: list[str], empty: str) -> tuple[np.ndarray, dict]:
+    """Tokenize the documents into the cache under key; the ids and what was counted.
+
+    Raises CorpusError(empty) when no document holds more than whitespace.
+    """
     safe_break = _safe_break(enc)
     n_chars = n_bytes = n_docs = 0
+    has_text = False
 
     def counted(pieces: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-        nonlocal n_chars, n_bytes
+        nonlocal n_chars, n_bytes, has_text
         for piece, weight in pieces:
+            has_text = has_text or (piece != "" and not piece.isspace())
             n_chars += len(piece)
             n_bytes += len(piece.encode("utf-8", errors="surrogatepass"))
             yield piece, weight
 
     def jobs() -> Iterator[tuple[str | None, int]]:
         nonlocal n_docs
-        if isinstance(documents, _Files):
+        if isinstance(documents, _Stream):
             docs = (_stream_pieces(blocks, safe_break) for blocks in documents.documents())
         else:
             docs = (((piece, len(piece)) for piece in _pieces(doc, safe_break))
                     for doc in documents)
         for piece, weight in _jobs((counted(doc) for doc in docs),
-                                   skip_blank=isinstance(documents, _Files)):
+                                   skip_blank=isinstance(documents, _Stream)
+                                   and documents.skip_blank):
             n_docs += piece is None
             yield piece, weight
 
@@ -700,11 +789,10 @@ def _tokenize_into_cache(documents: _Files | list[str], enc, cache: Path | None,
         # the warnings so far (reading, decoding) are the corpus's own: they go in the cache
         meta = {"warnings": list(warnings), "n_chars": n_chars + separators,
                 "n_bytes": n_bytes + separators}
-        if isinstance(documents, _Files):
+        if isinstance(documents, _Stream):
             meta["files"] = [str(path) for path in documents.files]
-        if out.n_tokens == 0:
-            out.abort()
-            return np.zeros(0, dtype=np.uint32), meta
+        if not has_text:
+            raise CorpusError(empty)
         ids = out.finish(meta)
     except BaseException:
         out.abort()

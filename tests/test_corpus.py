@@ -157,7 +157,7 @@ def test_a_single_long_line_is_split_and_keeps_its_ids(monkeypatch):
     assert tokenize_documents([text], ENC).tolist() == ENC.encode_ordinary(text)
 
 
-def test_a_progress_callback_that_raises_stops_the_tokenizing():
+def test_a_progress_callback_that_raises_stops_the_tokenizing(monkeypatch):
     # the app raises from its progress callback to end an open when it is closing; the
     # pieces still queued must not be tokenized after that (Executor.map's results
     # iterator cancels them when it is dropped; collecting them first would not)
@@ -171,6 +171,7 @@ def test_a_progress_callback_that_raises_stops_the_tokenizing():
             encoded.append(text)
             return enc.encode_ordinary(text)
 
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 200)  # a few documents a batch
     docs = [f"Document {i} says hello.\n" * 3 for i in range(2000)]
 
     def stop(what, fraction):
@@ -315,3 +316,33 @@ def test_a_copy_maps_the_cached_ids_and_names_itself_in_the_warnings(tmp_path, m
     assert isinstance(c.ids, np.memmap) and c.ids.tolist() == original.ids.tolist()
     assert c.warnings == (f"{copy}: invalid UTF-8 bytes were replaced with U+FFFD",)
     assert (c.n_chars, c.n_bytes) == (original.n_chars, original.n_bytes)
+
+
+def test_jsonl_streams_its_records_as_the_whole_list_would_give_them(tmp_path):
+    texts = [f"Record {i} tells of the tide." if i % 7 else "" for i in range(3000)]
+    lines = [json.dumps({"text": t}) for t in texts]
+    lines[10] = "{broken"
+    del texts[10]
+    path = tmp_path / "d.jsonl"
+    # a bare \r between records is a line break too, as bytes.splitlines has it
+    path.write_bytes(("\n".join(lines[:2000]) + "\r" + "\r\n".join(lines[2000:])).encode())
+    c = open_corpus(path, ENC)
+    assert c.ids.tolist() == tokenize_documents(texts, ENC).tolist()
+    assert c.warnings == (f"{path}: skipped 1 of 3000 lines without valid JSON text",)
+
+
+def test_jsonl_of_blank_texts_is_empty(tmp_path):
+    path = _write(tmp_path / "d.jsonl", "\n".join(json.dumps({"text": t}) for t in ["", " \n"]))
+    with pytest.raises(CorpusError, match="is empty: it needs text"):
+        open_corpus(path, ENC)
+
+
+def test_parquet_streams_its_rows_in_batches(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    texts = [None if i % 11 == 0 else f"Row {i} of the ledger." for i in range(2500)]
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"text": texts, "n": list(range(2500))}), path, row_group_size=700)
+    c = open_corpus(path, ENC)
+    assert c.ids.tolist() == tokenize_documents([t for t in texts if t is not None], ENC).tolist()
