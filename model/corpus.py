@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import errno
-import hashlib
-import itertools
-import json
 import os
 import re
 import sys
@@ -19,10 +13,26 @@ from pathlib import Path
 
 import numpy as np
 
+from model.corpus_files import (
+    JsonLines,
+    ParquetRows,
+    Progress,
+    Stream,
+    TextFiles,
+    decode_whole,
+    folder_files,
+)
 from model.errors import CorpusError
+from model.token_cache import (
+    IdsWriter,
+    atomic_write,
+    cache_dir,
+    content_key,
+    fingerprint,
+    load_cached,
+    renamed_warnings,
+)
 
-CACHE_VERSION = 2  # 2: byte-order marks are dropped; file keys hold inode and ctime
-TEXT_SUFFIXES = {".txt", ".text", ".md", ".rst", ".org", ".tex", ".py", ".csv", ".tsv", ".html"}
 # Pieces tokenized in parallel. tiktoken's pre-tokenizer always breaks just after a newline that
 # precedes an ASCII letter, and just before a space between two ASCII letters, so pieces cut
 # there give the same ids as one whole-text encode (a 200 MB single line still splits). The
@@ -31,7 +41,6 @@ PIECE_CHARS = 1 << 20
 _SAFE_BREAK = re.compile(r"\n(?=[A-Za-z])|(?<=[A-Za-z])(?= [A-Za-z])")
 _SAFE_BREAK_GPT2 = re.compile(r"(?<=[A-Za-z])(?= [A-Za-z])")
 
-Progress = Callable[[str, float], None]
 
 
 @dataclass(frozen=True)
@@ -94,264 +103,16 @@ def corpus_name(source: str | Path | None) -> str:
     return Path(source).expanduser().name
 
 
-def _cache_dir() -> Path | None:
-    if "NNIO_TUI_CACHE_DIR" in os.environ:
-        return Path(os.environ["NNIO_TUI_CACHE_DIR"]) / "tokens"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("nnio-tui")) / "tokens"
-
-
-def _is_binary(data: bytes) -> bool:
-    head = data[:8192]
-    if b"\x00" in head:
-        return True
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
-    return bool(head) and controls / len(head) > 0.1
-
-
-def _utf16_bom(data: bytes) -> bool:
-    """Windows editors save "Unicode" text as UTF-16 with a byte-order mark (full of NULs)."""
-    return data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-
-
-def _decode(data: bytes, label: str, warnings: list[str]) -> str:
-    # utf-8-sig and utf-16 drop the byte-order mark, which would otherwise become a token
-    codec = "utf-16" if _utf16_bom(data) else "utf-8-sig"
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
-        text = data.decode(codec, errors="replace")
-        warnings.append(f"{label}: invalid {codec.upper().removesuffix('-SIG')} bytes were"
-                        " replaced with U+FFFD")
-        return text
-
-
-def _folder_files(folder: Path) -> list[Path]:
-    files = [
-        p for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
-    if not files:
-        raise CorpusError(
-            f"no text files in folder {folder} (looking for {', '.join(sorted(TEXT_SUFFIXES))})"
-        )
-    return files
-
-
-def _file_bytes(files: list[Path]) -> int:
-    total = 0
-    for path in files:
-        try:
-            total += path.stat().st_size
-        except OSError as err:  # gone or unreadable since the folder was listed
-            raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-    return total
-
-
-class _Stream:
-    """Documents read from files a little at a time, so the whole text is never in memory.
-
-    documents() yields each document as (text, weight) blocks; the weights add up to total()
-    (the progress bar's measure). The cache key hashes the files' bytes and the kind, so the
-    same file read another way does not share ids.
-    """
-
-    kind = "files"
-    skip_blank = True  # leave out documents of whitespace only (empty files)
-
-    def __init__(self, files: list[Path], warnings: list[str]) -> None:
-        self.files, self.warnings = files, warnings
-
-    def total(self) -> int:
-        return _file_bytes(self.files)
-
-    def content_key(self, encoding: str, on_progress: Progress | None) -> str:
-        """A cache key over the files' bytes, so a copy or a touched file maps the same ids."""
-        h = hashlib.sha256(f"v{CACHE_VERSION}:{self.kind}:{encoding}".encode())
-        total, done = _file_bytes(self.files) or 1, 0
-        for path in self.files:
-            size = 0
-            for block in _blocks(path):
-                h.update(block)
-                size += len(block)
-                done += len(block)
-                if on_progress is not None:
-                    on_progress("reading", min(1.0, done / total))
-            h.update(b"\0" + size.to_bytes(8, "little"))  # one file's end: no two lists mix
-        return h.hexdigest()
-
-    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
-        raise NotImplementedError
-
-
-class _TextFiles(_Stream):
-    """Text files, each one document, read a block at a time."""
-
-    def __init__(self, files: list[Path], warnings: list[str], strict: bool = False) -> None:
-        super().__init__(files, warnings)
-        self.strict = strict
-
-    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
-        """Each readable text file as (text, bytes read for it) blocks; binary ones skipped."""
-        for path in self.files:
-            blocks = _blocks(path)
-            head = next(blocks, b"")
-            if not _utf16_bom(head) and _is_binary(head):
-                if self.strict:
-                    raise CorpusError(
-                        f"{path} looks like a binary file, not text: name a text file")
-                self.warnings.append(f"{path}: skipped, it looks binary")
-                continue
-            yield _decoded(path, head, blocks, self.warnings)
-
-
-class _JsonLines(_Stream):
-    """A .jsonl file read a line at a time: each line's "text" string is a document."""
-
-    kind = "jsonl"
-    skip_blank = False  # a record's text is a document even when it is empty
-
-    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
-        (path,) = self.files
-        seen = broken = found = 0
-        weight = 0  # bytes of lines skipped since the last document
-        for raw in _lines(path):
-            weight += len(raw)
-            for line in raw.splitlines():  # as bytes.splitlines did on the whole file: \r too
-                if not line.strip():
-                    continue
-                seen += 1
-                try:
-                    text = json.loads(line)["text"]
-                    if not isinstance(text, str):
-                        raise TypeError
-                except (ValueError, KeyError, TypeError):
-                    broken += 1
-                    continue
-                found += 1
-                yield iter(((text, weight),))
-                weight = 0
-        if broken:
-            self.warnings.append(
-                f"{path}: skipped {broken} of {seen} lines without valid JSON text")
-        if not found:
-            raise CorpusError(f'no line of {path} is JSON with a "text" string field')
-
-
-class _ParquetRows(_Stream):
-    """A .parquet file read a batch of rows at a time: each "text" string is a document."""
-
-    kind = "parquet"
-    skip_blank = False
-
-    _file = None
-
-    def _opened(self):
-        """The pyarrow file, opened at first use: a cached corpus needs no pyarrow."""
-        if self._file is not None:
-            return self._file
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise CorpusError(
-                "reading .parquet needs pyarrow: pip install 'nnio-tui[parquet]'") from None
-        (path,) = self.files
-        try:
-            opened = pq.ParquetFile(path)
-            names = opened.schema_arrow.names
-        except Exception as err:  # noqa: BLE001 - pyarrow raises many types for a damaged file
-            raise CorpusError(f"cannot read {path} as parquet: {err}") from None
-        if "text" not in names:
-            raise CorpusError(f"{path} has no 'text' column (columns: {', '.join(names)})")
-        self._file = opened
-        return opened
-
-    def total(self) -> int:
-        return self._opened().metadata.num_rows
-
-    def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
-        (path,) = self.files
-        try:
-            for batch in self._opened().iter_batches(columns=["text"], batch_size=1024):
-                rows = batch.column(0).to_pylist()
-                weight = 0
-                for text in rows:
-                    weight += 1
-                    if isinstance(text, str):
-                        yield iter(((text, weight),))
-                        weight = 0
-        except CorpusError:
-            raise
-        except Exception as err:  # noqa: BLE001 - as above
-            raise CorpusError(f"cannot read {path} as parquet: {err}") from None
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    try:
-        with open(path, "rb") as f:
-            yield from f
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    except OSError as err:
-        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-
-
-READ_BYTES = 1 << 22  # a block of a text file read at a time
-
-
-def _blocks(path: Path) -> Iterator[bytes]:
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(READ_BYTES):
-                yield block
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder where a file was expected") from None
-    except OSError as err:
-        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-
-
-_FFFD = "\ufffd".encode()
-
-
-def _decoded(path: Path, head: bytes, rest: Iterator[bytes],
-             warnings: list[str]) -> Iterator[tuple[str, int]]:
-    """A file's text a block at a time, as _decode would give it whole."""
-    if _utf16_bom(head):  # rare, and never big: decoded whole, as before
-        data = head + b"".join(rest)
-        yield _decode(data, str(path), warnings), len(data)
-        return
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    # Replacements show as U+FFFD beyond those the bytes spell themselves.
-    spelled = replaced = 0
-    tail = b""
-    for block in itertools.chain((head,), rest):
-        text = decoder.decode(block)
-        spelled += (tail + block).count(_FFFD)  # one split across blocks is counted once
-        tail = (tail + block)[-2:]
-        replaced += text.count("\ufffd")
-        yield text, len(block)
-    text = decoder.decode(b"", final=True)
-    replaced += text.count("\ufffd")
-    if text:
-        yield text, 0
-    if replaced > spelled:
-        warnings.append(f"{path}: invalid UTF-8 bytes were replaced with U+FFFD")
-
-
 def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
-        str, str, list[Path] | None, _Stream | Callable[[], list[str]]]:
+        str, str, list[Path] | None, Stream | Callable[[], list[str]]]:
     """Name, source label, files to fingerprint (None for stdin), and the documents: text
-    files as a stream (_Stream), stdin as a reader of the whole text."""
+    files as a stream (Stream), stdin as a reader of the whole text."""
     if source is None:
         folder = sample_corpus_path()
-        files = _folder_files(folder)
-        return corpus_name(None), "<sample>", files, _TextFiles(files, warnings)
+        files = folder_files(folder)
+        return corpus_name(None), "<sample>", files, TextFiles(files, warnings)
     if str(source) == "-":
-        return corpus_name("-"), "-", None, lambda: [_decode(sys.stdin.buffer.read(), "stdin",
+        return corpus_name("-"), "-", None, lambda: [decode_whole(sys.stdin.buffer.read(), "stdin",
                                                             warnings)]
     path = Path(source).expanduser()
     if not path.exists():
@@ -360,14 +121,14 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
     # Saved in checkpoints: absolute, so a resume from another folder finds the same text.
     label = str(path.resolve())
     if path.is_dir():
-        files = _folder_files(path)
-        return name, label, files, _TextFiles(files, warnings)
+        files = folder_files(path)
+        return name, label, files, TextFiles(files, warnings)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return name, label, [path], _JsonLines([path], warnings)
+        return name, label, [path], JsonLines([path], warnings)
     if suffix == ".parquet":
-        return name, label, [path], _ParquetRows([path], warnings)
-    return name, label, [path], _TextFiles([path], warnings, strict=True)
+        return name, label, [path], ParquetRows([path], warnings)
+    return name, label, [path], TextFiles([path], warnings, strict=True)
 
 
 def _pieces(text: str, safe_break: re.Pattern) -> Iterator[str]:
@@ -518,151 +279,6 @@ def tokenize_documents(docs: list[str], enc, on_progress: Progress | None = None
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
 
 
-def _fingerprint(files: list[Path], encoding: str) -> str:
-    h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
-    for path in files:
-        try:
-            st = path.stat()
-        except OSError as err:  # gone or unreadable since the folder was listed
-            raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-        # ctime and inode change when a copy keeps size and mtime (cp -p, rsync -t, tar)
-        h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
-                 f"\0{st.st_ino}\n".encode())
-    return h.hexdigest()
-
-
-def _content_key(docs: list[str], encoding: str) -> tuple[str, int]:
-    """The cache key of these documents, and their size in UTF-8 bytes, in one pass.
-
-    Each document is encoded a slice at a time: a whole copy of a large one would cost
-    as much memory as the text itself.
-    """
-    h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
-    n_bytes = 0
-    for doc in docs:
-        h.update(len(doc).to_bytes(8, "little"))
-        for start in range(0, len(doc), PIECE_CHARS):
-            data = doc[start:start + PIECE_CHARS].encode("utf-8", errors="surrogatepass")
-            h.update(data)
-            n_bytes += len(data)
-    return h.hexdigest(), n_bytes
-
-
-def _load_cached(cache: Path, key: str) -> tuple[np.ndarray, dict] | None:
-    ids_path, meta_path = cache / f"{key}.u32", cache / f"{key}.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-        if ids_path.stat().st_size != 4 * meta["n_tokens"] or meta["n_tokens"] == 0:
-            return None
-        return np.memmap(ids_path, dtype=np.uint32, mode="r"), meta
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk or Ctrl+C leaves no half file behind
-        raise
-
-
-def _write_part(f, part: np.ndarray) -> None:
-    part.astype("<u4", copy=False).tofile(f)
-
-
-class _Ids:
-    """A corpus's ids as they come: written straight into the token cache, so they are
-    never all in memory, or kept in memory when the cache cannot be written."""
-
-    def __init__(self, cache: Path | None, key: str) -> None:
-        self.n_tokens = 0
-        self.error: OSError | None = None
-        self._parts: list[np.ndarray] = []
-        self._cache, self._key = cache, key
-        self._file = None
-        if cache is None:
-            return
-        self._tmp = cache / f".{key}.u32.{os.getpid()}.tmp"
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            self._file = open(self._tmp, "wb")  # noqa: SIM115 - open until finish or abort
-        except OSError as err:
-            self._fail(err)
-
-    def add(self, part: np.ndarray) -> None:
-        if self._file is not None:
-            try:
-                _write_part(self._file, part)
-                self.n_tokens += int(part.shape[0])
-                return
-            except OSError as err:
-                self._fail(err)
-        self._parts.append(part)
-        self.n_tokens += int(part.shape[0])
-
-    def _fail(self, err: OSError) -> None:
-        """Go on in memory with what reached the file so far (a full disk, a read-only cache)."""
-        self.error = err
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._parts = [self._read_back(self._tmp)]
-        self._discard()
-
-    def _read_back(self, path: Path) -> np.ndarray:
-        try:
-            return np.fromfile(path, dtype="<u4", count=self.n_tokens)
-        except OSError as err:
-            raise CorpusError(f"the token cache lost its ids ({err.strerror}): open the corpus"
-                              " again") from None
-
-    def _discard(self) -> None:
-        if self._cache is not None:
-            with contextlib.suppress(OSError):
-                self._tmp.unlink(missing_ok=True)
-
-    def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._discard()
-
-    def finish(self, meta: dict) -> np.ndarray:
-        """All the ids: mapped from the cache when it took them, else joined in memory."""
-        if self._file is None:
-            return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.uint32)
-        assert self._cache is not None
-        ids_path, path = self._cache / f"{self._key}.u32", self._tmp
-        try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-            os.replace(self._tmp, ids_path)
-            path = ids_path
-            meta = {**meta, "n_tokens": self.n_tokens, "version": CACHE_VERSION}
-            _atomic_write(self._cache / f"{self._key}.json", json.dumps(meta).encode())
-            mapped = _load_cached(self._cache, self._key)
-            if mapped is not None:
-                return mapped[0]
-            raise OSError(errno.EIO, "the cached ids did not read back")
-        except OSError as err:
-            self.error = err
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-            ids = self._read_back(path)
-            with contextlib.suppress(OSError):
-                path.unlink()  # ids without their index are of no use to a later open
-            return ids
-
-
 def open_corpus(
     source: str | Path | None,
     enc,
@@ -690,19 +306,19 @@ def open_corpus(
     encoding = encoding_name or enc.name
     warnings: list[str] = []
     name, label, files, documents = _documents(source, warnings)
-    cache = _cache_dir()
+    cache = cache_dir()
     fingerprint_path = None
     if files is not None and cache is not None:
-        fingerprint_path = cache / "index" / _fingerprint(files, encoding)
+        fingerprint_path = cache / "index" / fingerprint(files, encoding)
         if fingerprint_path.is_file():
-            hit = _load_cached(cache, fingerprint_path.read_text().strip())
+            hit = load_cached(cache, fingerprint_path.read_text().strip())
             if hit is not None:
                 ids, meta = hit
                 return Corpus(ids, name, label, encoding, tuple(meta.get("warnings", ())),
                               meta.get("n_chars", 0), meta.get("n_bytes", 0))
     if on_progress is not None:
         on_progress("reading", 0.0)
-    if isinstance(documents, _Stream):
+    if isinstance(documents, Stream):
         key = documents.content_key(encoding, on_progress)
         total = documents.total()
         docs: list[str] | None = None
@@ -711,15 +327,15 @@ def open_corpus(
         if not docs or not any(d.strip() for d in docs):
             raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
                               " it needs text")
-        key, _ = _content_key(docs, encoding)
+        key, _ = content_key(docs, encoding)
         total = sum(len(doc) for doc in docs)
     if on_progress is not None:
         on_progress("reading", 1.0)
-    hit = _load_cached(cache, key) if cache is not None else None
+    hit = load_cached(cache, key) if cache is not None else None
     if hit is not None:
         ids, meta = hit
         if docs is None:  # the files were not read: their warnings come from the cache
-            warnings = _renamed(meta, files)
+            warnings = renamed_warnings(meta, files)
     else:
         empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
         ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
@@ -727,7 +343,7 @@ def open_corpus(
     if fingerprint_path is not None and cache is not None and "cache_error" not in meta:
         try:
             fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(fingerprint_path, key.encode())
+            atomic_write(fingerprint_path, key.encode())
         except OSError as err:
             meta["cache_error"] = err.strerror
     if "cache_error" in meta:
@@ -738,19 +354,7 @@ def open_corpus(
                   meta.get("n_bytes", 0))
 
 
-def _renamed(meta: dict, files: list[Path] | None) -> list[str]:
-    """Cached warnings, with the paths they were first read under changed to today's."""
-    warnings = [str(w) for w in meta.get("warnings", ())]
-    first = meta.get("files")
-    if not isinstance(first, list) or files is None or len(first) != len(files):
-        return warnings
-    # longest first, so that a path which begins another is not replaced inside it
-    for old, new in sorted(zip(first, map(str, files)), key=lambda pair: -len(pair[0])):
-        warnings = [w.replace(f"{old}:", f"{new}:") for w in warnings]
-    return warnings
-
-
-def _tokenize_into_cache(documents: _Stream | list[str], enc, cache: Path | None, key: str,
+def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None, key: str,
                          total: int, on_progress: Progress | None,
                          warnings: list[str], empty: str) -> tuple[np.ndarray, dict]:
     """Tokenize the documents into the cache under key; the ids and what was counted.
@@ -771,25 +375,25 @@ def _tokenize_into_cache(documents: _Stream | list[str], enc, cache: Path | None
 
     def jobs() -> Iterator[tuple[str | None, int]]:
         nonlocal n_docs
-        if isinstance(documents, _Stream):
+        if isinstance(documents, Stream):
             docs = (_stream_pieces(blocks, safe_break) for blocks in documents.documents())
         else:
             docs = (((piece, len(piece)) for piece in _pieces(doc, safe_break))
                     for doc in documents)
         for piece, weight in _jobs((counted(doc) for doc in docs),
-                                   skip_blank=isinstance(documents, _Stream)
+                                   skip_blank=isinstance(documents, Stream)
                                    and documents.skip_blank):
             n_docs += piece is None
             yield piece, weight
 
-    out = _Ids(cache, key)
+    out = IdsWriter(cache, key)
     try:
         _tokenize(jobs(), enc, total, on_progress, out.add)
         separators = n_docs * len("<|endoftext|>")
         # the warnings so far (reading, decoding) are the corpus's own: they go in the cache
         meta = {"warnings": list(warnings), "n_chars": n_chars + separators,
                 "n_bytes": n_bytes + separators}
-        if isinstance(documents, _Stream):
+        if isinstance(documents, Stream):
             meta["files"] = [str(path) for path in documents.files]
         if not has_text:
             raise CorpusError(empty)

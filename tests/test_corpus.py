@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import corpus as corpus_mod
+from model import corpus_files, token_cache
 from model.corpus import open_corpus, sample_corpus_path, tokenize_documents
 from model.errors import CorpusError
 from model.vocab import load_encoding
@@ -211,11 +212,11 @@ _STREAMED = [0]
        st.integers(1, 9))
 def test_a_file_read_a_few_bytes_at_a_time_gives_the_ids_of_one_whole_encode(text, block):
     # blocks cut UTF-8 sequences and the patterns' look-ahead apart; pieces cut the text
-    saved = corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES
-    corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES = 16, block
+    saved = corpus_mod.PIECE_CHARS, corpus_files.READ_BYTES
+    corpus_mod.PIECE_CHARS, corpus_files.READ_BYTES = 16, block
     try:
         _STREAMED[0] += 1
-        folder = corpus_mod._cache_dir().parent.parent / "streamed"  # the test's own home
+        folder = token_cache.cache_dir().parent.parent / "streamed"  # the test's own home
         folder.mkdir(parents=True, exist_ok=True)
         path = _write(folder / f"{_STREAMED[0]}.txt", text)
         if not text.strip():
@@ -226,12 +227,12 @@ def test_a_file_read_a_few_bytes_at_a_time_gives_the_ids_of_one_whole_encode(tex
         assert c.ids.tolist() == ENC.encode_ordinary(text) and not c.warnings
         assert c.n_bytes == len(text.encode()) and c.n_chars == len(text)
     finally:
-        corpus_mod.PIECE_CHARS, corpus_mod.READ_BYTES = saved
+        corpus_mod.PIECE_CHARS, corpus_files.READ_BYTES = saved
 
 
 def test_invalid_utf8_across_blocks_is_said_and_a_spelled_replacement_is_not(tmp_path,
                                                                              monkeypatch):
-    monkeypatch.setattr(corpus_mod, "READ_BYTES", 2)  # every U+FFFD is split across blocks
+    monkeypatch.setattr(corpus_files, "READ_BYTES", 2)  # every U+FFFD is split across blocks
     spelled = _write(tmp_path / "spelled.txt", "a \ufffd sign, twice \ufffd")
     c = open_corpus(spelled, ENC)
     assert c.ids.tolist() == ENC.encode_ordinary("a \ufffd sign, twice \ufffd") and not c.warnings
@@ -254,11 +255,11 @@ def test_blank_files_in_a_folder_add_no_document(tmp_path):
 
 def test_a_big_file_streams_its_text_in_and_its_ids_out(tmp_path, monkeypatch):
     # bench/README.md, figure 6: neither the whole text nor all the ids are ever in memory
-    monkeypatch.setattr(corpus_mod, "READ_BYTES", 4096)
+    monkeypatch.setattr(corpus_files, "READ_BYTES", 4096)
     monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
     text = "The lamp room had a hundred and twelve steps.\n" * 20000
     path = _write(tmp_path / "big.txt", text)
-    cache = corpus_mod._cache_dir()
+    cache = token_cache.cache_dir()
     longest, on_disk = [0], []
 
     class Watching:
@@ -281,7 +282,7 @@ def test_a_cache_that_fills_up_midway_keeps_every_id_and_says_so(tmp_path, monke
     monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
     text = "Seven gulls sat on the harbour wall.\n" * 3000
     path = _write(tmp_path / "c.txt", text)
-    real_write, writes = corpus_mod._write_part, [0]
+    real_write, writes = token_cache.write_part, [0]
 
     def fills_up(f, part):
         writes[0] += 1
@@ -289,14 +290,14 @@ def test_a_cache_that_fills_up_midway_keeps_every_id_and_says_so(tmp_path, monke
             raise OSError(28, "No space left on device")
         real_write(f, part)
 
-    monkeypatch.setattr(corpus_mod, "_write_part", fills_up)
+    monkeypatch.setattr(token_cache, "write_part", fills_up)
     c = open_corpus(path, ENC)
     assert writes[0] == 6 and c.ids.tolist() == ENC.encode_ordinary(text)  # 5 parts on disk
     said = "token cache not written (No space left on device): the next open re-tokenizes"
     assert c.warnings == (said,)
-    cache = corpus_mod._cache_dir()
+    cache = token_cache.cache_dir()
     assert not [p for p in cache.rglob("*") if p.is_file()]  # no half file, no index
-    monkeypatch.setattr(corpus_mod, "_write_part", real_write)
+    monkeypatch.setattr(token_cache, "write_part", real_write)
     again = open_corpus(path, ENC)
     assert again.ids.tolist() == c.ids.tolist() and not again.warnings
 
