@@ -112,8 +112,10 @@ def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
         files = folder_files(folder)
         return corpus_name(None), "<sample>", files, TextFiles(files, warnings)
     if str(source) == "-":
-        return corpus_name("-"), "-", None, lambda: [decode_whole(sys.stdin.buffer.read(), "stdin",
-                                                            warnings)]
+        def read_stdin() -> list[str]:
+            return [decode_whole(sys.stdin.buffer.read(), "stdin", warnings)]
+
+        return corpus_name("-"), "-", None, read_stdin
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {path} (check the path)")
