@@ -446,7 +446,9 @@ class NnioApp(App[int]):
 
     def _what_quitting_now_keeps(self) -> str:
         if self.bridge.saves_if_abandoned:
-            return "the training process still saves the run when its step ends"
+            path = self.info.checkpoint_path if self.info is not None else None
+            where = f" to {path}" if path else ""
+            return f"the training process still saves the run{where} when its step ends"
         return "training since the last save is lost"
 
     def _quit_now(self) -> None:
