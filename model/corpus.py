@@ -340,9 +340,22 @@ def open_corpus(
             warnings = renamed_warnings(meta, files)
     else:
         empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
+        if docs is None:
+            assert files is not None
+            stamp = fingerprint(files, encoding)
+
+            def unchanged() -> bool:
+                return fingerprint(files, encoding) == stamp
+        else:
+            def unchanged() -> bool:
+                return True  # the documents were read whole, before the key was made
         ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
-                                         total, on_progress, warnings, empty)
-    if fingerprint_path is not None and cache is not None and "cache_error" not in meta:
+                                         total, on_progress, warnings, empty, unchanged)
+        if "changed" in meta:
+            warnings.append(f"{label} changed while it was read, so its tokens may mix old and"
+                            " new text: open it again once it is written")
+    if (fingerprint_path is not None and cache is not None and "cache_error" not in meta
+            and "changed" not in meta):
         try:
             fingerprint_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(fingerprint_path, key.encode())
@@ -358,10 +371,13 @@ def open_corpus(
 
 def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None, key: str,
                          total: int, on_progress: Progress | None,
-                         warnings: list[str], empty: str) -> tuple[np.ndarray, dict]:
+                         warnings: list[str], empty: str,
+                         unchanged: Callable[[], bool]) -> tuple[np.ndarray, dict]:
     """Tokenize the documents into the cache under key; the ids and what was counted.
 
-    Raises CorpusError(empty) when no document holds more than whitespace.
+    Raises CorpusError(empty) when no document holds more than whitespace. If unchanged()
+    says the files changed since the key was made, the ids stay out of the cache (meta
+    then holds "changed").
     """
     safe_break = _safe_break(enc)
     n_chars = n_bytes = n_docs = 0
@@ -399,7 +415,10 @@ def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None,
             meta["files"] = [str(path) for path in documents.files]
         if not has_text:
             raise CorpusError(empty)
-        ids = out.finish(meta)
+        if unchanged():
+            ids = out.finish(meta)
+        else:
+            ids, meta["changed"] = out.in_memory(), True
     except BaseException:
         out.abort()
         raise

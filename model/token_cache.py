@@ -118,11 +118,20 @@ class IdsWriter:
     def _fail(self, err: OSError) -> None:
         """Go on in memory with what reached the file so far (a full disk, a read-only cache)."""
         self.error = err
+        self._to_memory()
+
+    def _to_memory(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
             self._parts = [self._read_back(self._tmp)]
         self._discard()
+
+    def in_memory(self) -> np.ndarray:
+        """All the ids, joined in memory, with nothing left in the cache: for ids that the
+        key does not describe (the files changed while they were read)."""
+        self._to_memory()
+        return np.concatenate(self._parts) if self._parts else np.zeros(0, dtype=np.uint32)
 
     def _read_back(self, path: Path) -> np.ndarray:
         try:

@@ -347,3 +347,25 @@ def test_parquet_streams_its_rows_in_batches(tmp_path):
     pq.write_table(pa.table({"text": texts, "n": list(range(2500))}), path, row_group_size=700)
     c = open_corpus(path, ENC)
     assert c.ids.tolist() == tokenize_documents([t for t in texts if t is not None], ENC).tolist()
+
+
+def test_a_file_that_changes_while_it_is_read_is_said_and_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "PIECE_CHARS", 1000)
+    path = _write(tmp_path / "log.txt", "The first version of the log.\n" * 200)
+
+    class Appending:  # another program writes the file while it is tokenized
+        name, eot_token = ENC.name, ENC.eot_token
+
+        def encode_ordinary(self, piece):
+            with open(path, "a", encoding="utf-8") as f:
+                f.write("A later line.\n")
+            return ENC.encode_ordinary(piece)
+
+    c = open_corpus(path, Appending())
+    said = (f"{path} changed while it was read, so its tokens may mix old and new text: open"
+            " it again once it is written")
+    assert c.warnings == (said,)
+    cache = token_cache.cache_dir()
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing names these ids
+    again = open_corpus(path, ENC)
+    assert again.ids.tolist() == ENC.encode_ordinary(path.read_text()) and not again.warnings
