@@ -150,12 +150,13 @@ def test_a_dropped_link_saves(tmp_path):
 ])
 def test_q_three_times_quits_at_once_and_says_what_is_kept(tmp_path, worker, kept):
     path = tmp_path / "run.safetensors"
-    # batch 128 at the cpu preset: a step of a second or more, so all three keys land in it
-    term = Terminal("--preset", "cpu", "--batch-size", "128", "--device", "cpu",
+    # batch 256 at the cpu preset: a step of seconds, so all three keys land in one
+    term = Terminal("--preset", "cpu", "--batch-size", "256", "--device", "cpu",
                     "--checkpoint", str(path), "--worker", worker)
     term.wait_for(b"params")
     term.send(b" ")
-    term.wait_for(b"unsaved")  # the first step is done; the next one has begun
+    term.wait_for(b"unsaved", timeout=120)  # the first step is done
+    time.sleep(0.3)  # past the probe between two steps: the second one is under way
     term.send(b"qqq")
     assert term.exit_code() == 130, bytes(term.output[-2000:])
     kept = kept.replace(b"{path}", str(path).encode())
