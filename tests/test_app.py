@@ -50,6 +50,13 @@ def shown(widget) -> str:
                      for y in range(widget.size.height))
 
 
+async def hold_a_step(pilot, fake: FakeSession) -> None:
+    """Start training and hold its first step open until fake.gate is set again."""
+    fake.gate.clear()
+    await pilot.press("space")
+    assert await asyncio.to_thread(fake.in_step.wait, 5)
+
+
 def kinds(seen: list[Message]) -> list[type]:
     return [type(m) for m in seen]
 
@@ -231,9 +238,7 @@ async def test_q_mid_step_waits_for_the_step_then_saves(tmp_path):
     app = NnioApp(session=fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        fake.gate.clear()
-        await pilot.press("space")
-        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await hold_a_step(pilot, fake)
         await pilot.press("q")
         fake.gate.set()
         await settle(pilot)
@@ -253,9 +258,7 @@ async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path,
     app = NnioApp(session=fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        fake.gate.clear()
-        await pilot.press("space")
-        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await hold_a_step(pilot, fake)
         await pilot.press("q")
         for _ in range(3):  # a signal always waits for the save: it never forces
             os.kill(os.getpid(), signal.SIGTERM)
@@ -278,9 +281,7 @@ async def test_a_defect_in_the_last_step_still_saves_what_came_before(tmp_path):
         await settle(pilot)
         await pilot.press("s")
         await settle(pilot)
-        fake.gate.clear()
-        await pilot.press("space")
-        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await hold_a_step(pilot, fake)
         await pilot.press("q")
         fake.bug = RuntimeError("a defect")
         fake.gate.set()
