@@ -309,14 +309,17 @@ def open_corpus(
     warnings: list[str] = []
     name, label, files, documents = _documents(source, warnings)
     cache = cache_dir()
+    # The files' stat before anything is read: the index entry, and the check that they
+    # did not change while they were read.
+    stamp = fingerprint(files, encoding) if files is not None else None
     fingerprint_path = None
-    if files is not None and cache is not None:
-        fingerprint_path = cache / "index" / fingerprint(files, encoding)
+    if stamp is not None and cache is not None:
+        fingerprint_path = cache / "index" / stamp
         if fingerprint_path.is_file():
             hit = load_cached(cache, fingerprint_path.read_text().strip())
             if hit is not None:
                 ids, meta = hit
-                return Corpus(ids, name, label, encoding, tuple(meta.get("warnings", ())),
+                return Corpus(ids, name, label, encoding, tuple(renamed_warnings(meta, files)),
                               meta.get("n_chars", 0), meta.get("n_bytes", 0))
     if on_progress is not None:
         on_progress("reading", 0.0)
@@ -329,7 +332,7 @@ def open_corpus(
         if not docs or not any(d.strip() for d in docs):
             raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
                               " it needs text")
-        key, _ = content_key(docs, encoding)
+        key = content_key(docs, encoding)
         total = sum(len(doc) for doc in docs)
     if on_progress is not None:
         on_progress("reading", 1.0)
@@ -340,15 +343,9 @@ def open_corpus(
             warnings = renamed_warnings(meta, files)
     else:
         empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
-        if docs is None:
-            assert files is not None
-            stamp = fingerprint(files, encoding)
 
-            def unchanged() -> bool:
-                return fingerprint(files, encoding) == stamp
-        else:
-            def unchanged() -> bool:
-                return True  # the documents were read whole, before the key was made
+        def unchanged() -> bool:  # stdin was read whole, before its key was made
+            return files is None or fingerprint(files, encoding) == stamp
         ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
                                          total, on_progress, warnings, empty, unchanged)
         if "changed" in meta:

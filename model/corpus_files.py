@@ -6,6 +6,7 @@ Nothing here holds a whole file: a multi-gigabyte corpus goes through in blocks.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import itertools
 import json
@@ -206,30 +207,31 @@ class ParquetRows(Stream):
             raise CorpusError(f"cannot read {path} as parquet: {err}") from None
 
 
-def _lines(path: Path) -> Iterator[bytes]:
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A file's open and reads, with what goes wrong said in one line."""
     try:
-        with open(path, "rb") as f:
-            yield from f
-    except PermissionError:
-        raise CorpusError(f"cannot read {path}: permission denied") from None
-    except OSError as err:
-        raise CorpusError(f"cannot read {path}: {err.strerror}") from None
-
-
-READ_BYTES = 1 << 22  # a block of a text file read at a time
-
-
-def _blocks(path: Path) -> Iterator[bytes]:
-    try:
-        with open(path, "rb") as f:
-            while block := f.read(READ_BYTES):
-                yield block
+        yield
     except PermissionError:
         raise CorpusError(f"cannot read {path}: permission denied") from None
     except IsADirectoryError:
         raise CorpusError(f"{path} is a folder where a file was expected") from None
     except OSError as err:
         raise CorpusError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with _reading(path), open(path, "rb") as f:
+        yield from f
+
+
+READ_BYTES = 1 << 22  # a block of a text file read at a time
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    with _reading(path), open(path, "rb") as f:
+        while block := f.read(READ_BYTES):
+            yield block
 
 
 _FFFD = "\ufffd".encode()

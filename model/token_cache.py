@@ -26,7 +26,6 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("nnio-tui")) / "tokens"
 
 
-
 def fingerprint(files: list[Path], encoding: str) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
     for path in files:
@@ -40,21 +39,18 @@ def fingerprint(files: list[Path], encoding: str) -> str:
     return h.hexdigest()
 
 
-def content_key(docs: list[str], encoding: str) -> tuple[str, int]:
-    """The cache key of these documents, and their size in UTF-8 bytes, in one pass.
+def content_key(docs: list[str], encoding: str) -> str:
+    """The cache key of documents held in memory (stdin; files hash their bytes instead).
 
     Each document is encoded a slice at a time: a whole copy of a large one would cost
     as much memory as the text itself.
     """
     h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
-    n_bytes = 0
     for doc in docs:
         h.update(len(doc).to_bytes(8, "little"))
         for start in range(0, len(doc), _SLICE):
-            data = doc[start:start + _SLICE].encode("utf-8", errors="surrogatepass")
-            h.update(data)
-            n_bytes += len(data)
-    return h.hexdigest(), n_bytes
+            h.update(doc[start:start + _SLICE].encode("utf-8", errors="surrogatepass"))
+    return h.hexdigest()
 
 
 def load_cached(cache: Path, key: str) -> tuple[np.ndarray, dict] | None:
@@ -120,10 +116,16 @@ class IdsWriter:
         self.error = err
         self._to_memory()
 
+    def _close(self) -> bool:
+        """Close the cache file; whether one was open."""
+        if self._file is None:
+            return False
+        self._file.close()
+        self._file = None
+        return True
+
     def _to_memory(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._close():
             self._parts = [self._read_back(self._tmp)]
         self._discard()
 
@@ -146,9 +148,7 @@ class IdsWriter:
                 self._tmp.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close()
         self._discard()
 
     def finish(self, meta: dict) -> np.ndarray:
@@ -160,8 +160,7 @@ class IdsWriter:
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            self._close()
             os.replace(self._tmp, ids_path)
             path = ids_path
             meta = {**meta, "n_tokens": self.n_tokens, "version": CACHE_VERSION}
@@ -172,9 +171,7 @@ class IdsWriter:
             raise OSError(errno.EIO, "the cached ids did not read back")
         except OSError as err:
             self.error = err
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            self._close()
             ids = self._read_back(path)
             with contextlib.suppress(OSError):
                 path.unlink()  # ids without their index are of no use to a later open

@@ -416,9 +416,13 @@ class NnioApp(App[int]):
 
         self.push_screen(ConfirmReset(self._kept_before_reset()), answered)
 
+    @property
+    def _checkpoint_path(self) -> str | None:
+        return self.info.checkpoint_path if self.info is not None else None
+
     def _kept_before_reset(self) -> str | None:
         """The name the run's saved checkpoint will move to, if it has one on disk."""
-        path = self.info.checkpoint_path if self.info is not None else None
+        path = self._checkpoint_path
         if path is None or not Path(path).is_file():
             return None
         return before_reset_path(Path(path)).name
@@ -446,8 +450,7 @@ class NnioApp(App[int]):
 
     def _what_quitting_now_keeps(self) -> str:
         if self.bridge.saves_if_abandoned:
-            path = self.info.checkpoint_path if self.info is not None else None
-            where = f" to {path}" if path else ""
+            where = f" to {self._checkpoint_path}" if self._checkpoint_path else ""
             return f"the training process still saves the run{where} when its step ends"
         return "training since the last save is lost"
 
