@@ -19,8 +19,10 @@ _SLICE = 1 << 20  # characters encoded at a time for a key: never a whole copy o
 
 
 def cache_dir() -> Path | None:
+    """Where token ids are cached; None when NNIO_TUI_CACHE_DIR is set empty (no cache)."""
     if "NNIO_TUI_CACHE_DIR" in os.environ:
-        return Path(os.environ["NNIO_TUI_CACHE_DIR"]) / "tokens"
+        base = os.environ["NNIO_TUI_CACHE_DIR"]
+        return Path(base) / "tokens" if base else None
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("nnio-tui")) / "tokens"

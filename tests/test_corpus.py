@@ -63,10 +63,24 @@ def test_second_open_maps_the_cache_without_tokenizing(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("tokenized again")
 
-    monkeypatch.setattr(corpus_mod, "tokenize_pieces", fail)
+    monkeypatch.setattr(corpus_mod, "_tokenize", fail)
     second = open_corpus(path, ENC)
     assert isinstance(second.ids, np.memmap)
     assert second.ids.tolist() == first.ids.tolist()
+
+
+def test_an_empty_cache_dir_setting_turns_the_cache_off(tmp_path, monkeypatch):
+    path = _write(tmp_path / "c.txt", "no cache here " * 50)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NNIO_TUI_CACHE_DIR", "")
+    calls = []
+    real = corpus_mod._tokenize
+    monkeypatch.setattr(corpus_mod, "_tokenize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first, second = open_corpus(path, ENC), open_corpus(path, ENC)
+    assert len(calls) == 2 and not isinstance(second.ids, np.memmap)
+    assert second.ids.tolist() == first.ids.tolist() == ENC.encode_ordinary("no cache here " * 50)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]  # nothing cached anywhere
+    assert not first.warnings
 
 
 def test_changed_content_is_tokenized_again(tmp_path):
