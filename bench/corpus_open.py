@@ -1,7 +1,8 @@
 """Corpus benchmark: tokenizing 100 MB vs tiktoken's own batch encode, and the cached second open.
 
-Run: python bench/corpus_open.py [--mb 100] [--jsonl]
---jsonl writes the same text as a .jsonl of one record per paragraph (many short documents).
+Run: python bench/corpus_open.py [--mb 100] [--jsonl | --stdin]
+--jsonl writes the same text as a .jsonl of one record per paragraph (many short documents);
+--stdin pipes the text file into open_corpus("-"), as `nnio-tui train -` reads it.
 Each measurement runs in a fresh subprocess so that peak memory (ru_maxrss) is its own.
 """
 
@@ -89,9 +90,11 @@ def make_corpus(path: Path, megabytes: int) -> None:
             copy += 1
 
 
-def run(script: str, path: Path, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                         text=True, check=True, cwd=ROOT, env=env)
+def run(script: str, path: Path, env: dict, stdin: bool = False) -> dict:
+    with open(path, "rb") as f:
+        out = subprocess.run([sys.executable, "-c", script, "-" if stdin else str(path)],
+                             stdin=f if stdin else subprocess.DEVNULL, capture_output=True,
+                             text=True, check=True, cwd=ROOT, env=env)
     return json.loads(out.stdout)
 
 
@@ -100,7 +103,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=100)
-    parser.add_argument("--jsonl", action="store_true", help="one record per paragraph")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--jsonl", action="store_true", help="one record per paragraph")
+    kind.add_argument("--stdin", action="store_true", help="the text piped into stdin")
     args = parser.parse_args()
     print("command: python bench/corpus_open.py " + " ".join(sys.argv[1:]))
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,10 +118,11 @@ def main() -> None:
         size = path.stat().st_size / 1e6
         env = {**os.environ, "NNIO_TUI_CACHE_DIR": str(Path(tmp) / "cache")}
         theirs = run(THEIRS_JSONL if args.jsonl else THEIRS, path, env)
-        first = run(OURS, path, env)
-        second = run(OURS, path, env)
+        first = run(OURS, path, env, args.stdin)
+        second = run(OURS, path, env, args.stdin)
     ours_rate, their_rate = size / first["seconds"], size / theirs["seconds"]
-    print(f"corpus: {size:.0f} MB{' of .jsonl' if args.jsonl else ''}, {first['tokens']:,} tokens")
+    kind = " of .jsonl" if args.jsonl else " on stdin" if args.stdin else ""
+    print(f"corpus: {size:.0f} MB{kind}, {first['tokens']:,} tokens")
     print(f"  tokenize, nnio-tui open_corpus : {ours_rate:6.1f} MB/s ({first['seconds']:.2f} s)")
     print(f"  tokenize, tiktoken batch encode: {their_rate:6.1f} MB/s ({theirs['seconds']:.2f} s)")
     print(f"  ratio nnio-tui / tiktoken      : {ours_rate / their_rate:.2f}  (target >= 0.80)")

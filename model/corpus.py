@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,17 +18,17 @@ from model.corpus_files import (
     JsonLines,
     ParquetRows,
     Progress,
+    StdinText,
     Stream,
     TextFiles,
-    decode_whole,
     folder_files,
+    spool_stdin,
 )
 from model.errors import CorpusError
 from model.token_cache import (
     IdsWriter,
     atomic_write,
     cache_dir,
-    content_key,
     fingerprint,
     load_cached,
     renamed_warnings,
@@ -103,19 +104,16 @@ def corpus_name(source: str | Path | None) -> str:
     return Path(source).expanduser().name
 
 
-def _documents(source: str | Path | None, warnings: list[str]) -> tuple[
-        str, str, list[Path] | None, Stream | Callable[[], list[str]]]:
-    """Name, source label, files to fingerprint (None for stdin), and the documents: text
-    files as a stream (Stream), stdin as a reader of the whole text."""
+def _documents(source: str | Path | None, warnings: list[str], spool: Path | None) -> tuple[
+        str, str, list[Path] | None, Stream]:
+    """Name, source label, files to fingerprint (None for stdin) and the documents to read;
+    spool holds what stdin gave when source is "-"."""
     if source is None:
         folder = sample_corpus_path()
         files = folder_files(folder)
         return corpus_name(None), "<sample>", files, TextFiles(files, warnings)
-    if str(source) == "-":
-        def read_stdin() -> list[str]:
-            return [decode_whole(sys.stdin.buffer.read(), "stdin", warnings)]
-
-        return corpus_name("-"), "-", None, read_stdin
+    if spool is not None:
+        return corpus_name("-"), "-", None, StdinText(spool, warnings)
     path = Path(source).expanduser()
     if not path.exists():
         raise CorpusError(f"corpus not found: {path} (check the path)")
@@ -306,9 +304,23 @@ def open_corpus(
         CorpusError: missing, unreadable, binary or empty input.
     """
     encoding = encoding_name or enc.name
-    warnings: list[str] = []
-    name, label, files, documents = _documents(source, warnings)
     cache = cache_dir()
+    spool = None
+    if str(source) == "-":
+        # read once, into a file: tokenized from there like any other (never all in memory)
+        spool = spool_stdin([cache, Path(tempfile.gettempdir())] if cache is not None
+                            else [Path(tempfile.gettempdir())], sys.stdin.buffer)
+    try:
+        return _open(source, spool, enc, encoding, cache, on_progress)
+    finally:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+
+
+def _open(source: str | Path | None, spool: Path | None, enc, encoding: str,
+          cache: Path | None, on_progress: Progress | None) -> Corpus:
+    warnings: list[str] = []
+    name, label, files, documents = _documents(source, warnings, spool)
     # The files' stat before anything is read: the index entry, and the check that they
     # did not change while they were read.
     stamp = fingerprint(files, encoding) if files is not None else None
@@ -323,31 +335,20 @@ def open_corpus(
                               meta.get("n_chars", 0), meta.get("n_bytes", 0))
     if on_progress is not None:
         on_progress("reading", 0.0)
-    if isinstance(documents, Stream):
-        key = documents.content_key(encoding, on_progress)
-        total = documents.total()
-        docs: list[str] | None = None
-    else:
-        docs = documents()
-        if not docs or not any(d.strip() for d in docs):
-            raise CorpusError(f"corpus {label if label != '-' else 'on stdin'} is empty:"
-                              " it needs text")
-        key = content_key(docs, encoding)
-        total = sum(len(doc) for doc in docs)
+    key = documents.content_key(encoding, on_progress)
     if on_progress is not None:
         on_progress("reading", 1.0)
     hit = load_cached(cache, key) if cache is not None else None
     if hit is not None:
-        ids, meta = hit
-        if docs is None:  # the files were not read: their warnings come from the cache
-            warnings = renamed_warnings(meta, files)
+        ids, meta = hit  # the files were not read: their warnings come from the cache
+        warnings = renamed_warnings(meta, files)
     else:
         empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
 
-        def unchanged() -> bool:  # stdin was read whole, before its key was made
+        def unchanged() -> bool:  # stdin's copy is ours: it cannot change
             return files is None or fingerprint(files, encoding) == stamp
-        ids, meta = _tokenize_into_cache(documents if docs is None else docs, enc, cache, key,
-                                         total, on_progress, warnings, empty, unchanged)
+        ids, meta = _tokenize_into_cache(documents, enc, cache, key, documents.total(),
+                                         on_progress, warnings, empty, unchanged)
         if "changed" in meta:
             warnings.append(f"{label} changed while it was read, so its tokens may mix old and"
                             " new text: open it again once it is written")
@@ -366,7 +367,7 @@ def open_corpus(
                   meta.get("n_bytes", 0))
 
 
-def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None, key: str,
+def _tokenize_into_cache(documents: Stream, enc, cache: Path | None, key: str,
                          total: int, on_progress: Progress | None,
                          warnings: list[str], empty: str,
                          unchanged: Callable[[], bool]) -> tuple[np.ndarray, dict]:
@@ -390,14 +391,9 @@ def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None,
 
     def jobs() -> Iterator[tuple[str | None, int]]:
         nonlocal n_docs
-        if isinstance(documents, Stream):
-            docs = (_stream_pieces(blocks, safe_break) for blocks in documents.documents())
-        else:
-            docs = (((piece, len(piece)) for piece in _pieces(doc, safe_break))
-                    for doc in documents)
+        docs = (_stream_pieces(blocks, safe_break) for blocks in documents.documents())
         for piece, weight in _jobs((counted(doc) for doc in docs),
-                                   skip_blank=isinstance(documents, Stream)
-                                   and documents.skip_blank):
+                                   skip_blank=documents.skip_blank):
             n_docs += piece is None
             yield piece, weight
 
@@ -408,7 +404,7 @@ def _tokenize_into_cache(documents: Stream | list[str], enc, cache: Path | None,
         # the warnings so far (reading, decoding) are the corpus's own: they go in the cache
         meta = {"warnings": list(warnings), "n_chars": n_chars + separators,
                 "n_bytes": n_bytes + separators}
-        if isinstance(documents, Stream):
+        if documents.kind != "stdin":  # stdin's copy is gone once the corpus is open
             meta["files"] = [str(path) for path in documents.files]
         if not has_text:
             raise CorpusError(empty)

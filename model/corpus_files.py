@@ -10,8 +10,11 @@ import contextlib
 import hashlib
 import itertools
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from model.errors import CorpusError
 from model.token_cache import CACHE_VERSION
@@ -108,9 +111,15 @@ class Stream:
 class TextFiles(Stream):
     """Text files, each one document, read a block at a time."""
 
+    give_text = "name a text file"  # what a strict reader asks for instead of binary bytes
+
     def __init__(self, files: list[Path], warnings: list[str], strict: bool = False) -> None:
         super().__init__(files, warnings)
         self.strict = strict
+
+    def shown(self, path: Path) -> str:
+        """How messages name a file."""
+        return str(path)
 
     def documents(self) -> Iterator[Iterator[tuple[str, int]]]:
         """Each readable text file as (text, bytes read for it) blocks; binary ones skipped."""
@@ -119,11 +128,57 @@ class TextFiles(Stream):
             head = next(blocks, b"")
             if not _utf16_bom(head) and _is_binary(head):
                 if self.strict:
-                    raise CorpusError(
-                        f"{path} looks like a binary file, not text: name a text file")
-                self.warnings.append(f"{path}: skipped, it looks binary")
+                    raise CorpusError(f"{self.shown(path)} looks like a binary file, not text:"
+                                      f" {self.give_text}")
+                self.warnings.append(f"{self.shown(path)}: skipped, it looks binary")
                 continue
-            yield _decoded(path, head, blocks, self.warnings)
+            yield _decoded(self.shown(path), head, blocks, self.warnings)
+
+
+class StdinText(TextFiles):
+    """Standard input, first copied to a file a block at a time (spool_stdin), then read as
+    one text file: the copy is hashed and tokenized like any other, and is never in memory."""
+
+    kind = "stdin"
+    give_text = "pipe text into it"
+
+    def __init__(self, spool: Path, warnings: list[str]) -> None:
+        super().__init__([spool], warnings, strict=True)
+
+    def shown(self, path: Path) -> str:
+        return "stdin"
+
+
+def spool_stdin(folders: list[Path], source: BinaryIO) -> Path:
+    """Copy source to a new hidden file in the first of folders that takes one; its path.
+
+    The caller deletes the file. A pipe can be read only once, and the token cache's key
+    must be made before its ids are stored under it.
+    """
+    errors = []
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".stdin-", suffix=".txt", dir=folder)
+        except OSError as err:
+            errors.append(err)
+            continue
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while block := source.read(READ_BYTES):
+                    out.write(block)
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            raise CorpusError(f"cannot keep the text from stdin in {folder}: {err.strerror};"
+                              " save it to a file and name that instead") from None
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+    why = errors[-1].strerror if errors else "no folder to keep it in"
+    raise CorpusError(f"cannot keep the text from stdin ({why}): save it to a file and name"
+                      " that instead")
 
 
 class JsonLines(Stream):
@@ -237,12 +292,13 @@ def _blocks(path: Path) -> Iterator[bytes]:
 _FFFD = "\ufffd".encode()
 
 
-def _decoded(path: Path, head: bytes, rest: Iterator[bytes],
+def _decoded(shown: str, head: bytes, rest: Iterator[bytes],
              warnings: list[str]) -> Iterator[tuple[str, int]]:
-    """A file's text a block at a time, as decode_whole would give it whole."""
+    """A file's text a block at a time, as decode_whole would give it whole; shown names
+    the file in warnings."""
     if _utf16_bom(head):  # rare, and never big: decoded whole, as before
         data = head + b"".join(rest)
-        yield decode_whole(data, str(path), warnings), len(data)
+        yield decode_whole(data, shown, warnings), len(data)
         return
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     # Replacements show as U+FFFD beyond those the bytes spell themselves.
@@ -259,6 +315,6 @@ def _decoded(path: Path, head: bytes, rest: Iterator[bytes],
     if text:
         yield text, 0
     if replaced > spelled:
-        warnings.append(f"{path}: invalid UTF-8 bytes were replaced with U+FFFD")
+        warnings.append(f"{shown}: invalid UTF-8 bytes were replaced with U+FFFD")
 
 

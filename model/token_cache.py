@@ -15,7 +15,6 @@ import numpy as np
 from model.errors import CorpusError
 
 CACHE_VERSION = 2  # 2: byte-order marks are dropped; file keys hold inode and ctime
-_SLICE = 1 << 20  # characters encoded at a time for a key: never a whole copy of a document
 
 
 def cache_dir() -> Path | None:
@@ -38,20 +37,6 @@ def fingerprint(files: list[Path], encoding: str) -> str:
         # ctime and inode change when a copy keeps size and mtime (cp -p, rsync -t, tar)
         h.update(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
                  f"\0{st.st_ino}\n".encode())
-    return h.hexdigest()
-
-
-def content_key(docs: list[str], encoding: str) -> str:
-    """The cache key of documents held in memory (stdin; files hash their bytes instead).
-
-    Each document is encoded a slice at a time: a whole copy of a large one would cost
-    as much memory as the text itself.
-    """
-    h = hashlib.sha256(f"v{CACHE_VERSION}:{encoding}".encode())
-    for doc in docs:
-        h.update(len(doc).to_bytes(8, "little"))
-        for start in range(0, len(doc), _SLICE):
-            h.update(doc[start:start + _SLICE].encode("utf-8", errors="surrogatepass"))
     return h.hexdigest()
 
 

@@ -1,7 +1,12 @@
 """Corpus reading, tokenizing in parallel pieces, and the on-disk id cache."""
 
+import io
 import json
 import os
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -383,3 +388,81 @@ def test_a_file_that_changes_while_it_is_read_is_said_and_not_cached(tmp_path, m
     assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing names these ids
     again = open_corpus(path, ENC)
     assert again.ids.tolist() == ENC.encode_ordinary(path.read_text()) and not again.warnings
+
+
+class _Pipe(io.RawIOBase):
+    """stdin as a pipe: read once, and only in sized reads (a whole read() would hold it all)."""
+
+    def __init__(self, data: bytes):
+        self._data, self.reads = io.BytesIO(data), []
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        assert size is not None and size > 0, "stdin read whole"
+        self.reads.append(size)
+        return self._data.read(size)
+
+
+def _pipe_stdin(monkeypatch, data: bytes) -> _Pipe:
+    pipe = _Pipe(data)
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=pipe))
+    return pipe
+
+
+def _spools(*folders):
+    return [p for folder in folders if folder.exists() for p in folder.glob(".stdin-*")]
+
+
+def test_stdin_is_read_a_block_at_a_time_then_cached_and_its_copy_deleted(monkeypatch):
+    monkeypatch.setattr(corpus_files, "READ_BYTES", 4096)
+    text = "Gulls circled the lamp room. Ships passed at dawn.\n" * 400  # ~20 KB
+    pipe = _pipe_stdin(monkeypatch, text.encode())
+    first = open_corpus("-", ENC)
+    assert first.ids.tolist() == ENC.encode_ordinary(text)
+    assert len(pipe.reads) > 4 and max(pipe.reads) == 4096
+    assert (first.source, first.name, first.warnings) == ("-", "stdin", ())
+    cache = token_cache.cache_dir()
+    assert _spools(cache, Path(tempfile.gettempdir())) == []
+
+    def fail(*args, **kwargs):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(corpus_mod, "_tokenize", fail)
+    _pipe_stdin(monkeypatch, text.encode())
+    second = open_corpus("-", ENC)  # the same text again: its cached ids
+    assert isinstance(second.ids, np.memmap) and second.ids.tolist() == first.ids.tolist()
+    assert _spools(cache) == []
+
+
+def test_stdin_that_is_binary_empty_or_broken_utf8_is_said_to_be(monkeypatch):
+    _pipe_stdin(monkeypatch, b"\x00\x01\x02ELF" * 100)
+    with pytest.raises(CorpusError, match="^stdin looks like a binary file, not text: pipe text"):
+        open_corpus("-", ENC)
+    _pipe_stdin(monkeypatch, b" \n\t\n")
+    with pytest.raises(CorpusError, match="^corpus on stdin is empty"):
+        open_corpus("-", ENC)
+    _pipe_stdin(monkeypatch, b"caf\xe9 au lait")
+    c = open_corpus("-", ENC)
+    assert c.warnings == ("stdin: invalid UTF-8 bytes were replaced with U+FFFD",)
+    assert c.ids.tolist() == ENC.encode_ordinary("caf\ufffd au lait")
+    assert _spools(token_cache.cache_dir(), Path(tempfile.gettempdir())) == []
+
+
+def test_stdin_goes_to_the_temp_folder_when_the_cache_takes_no_file(tmp_path, monkeypatch):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    monkeypatch.setenv("NNIO_TUI_CACHE_DIR", str(blocked))  # its tokens/ cannot be made
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    _pipe_stdin(monkeypatch, b"one two three")
+    c = open_corpus("-", ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary("one two three")
+    assert any("token cache not written" in w for w in c.warnings)
+    assert _spools(tmp_path / "tmp") == []
+    # and nowhere at all: one line, not a traceback
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked / "tmp"))
+    _pipe_stdin(monkeypatch, b"one two three")
+    with pytest.raises(CorpusError, match=r"^cannot keep the text from stdin \(.*\): save it"):
+        open_corpus("-", ENC)
