@@ -14,7 +14,7 @@ from textual.widgets import Sparkline
 from model.api import CorpusError
 from model.records import Probe, TokenProb
 from nnio_tui import messages
-from nnio_tui.app import NnioApp
+from nnio_tui.app import KEYS, NnioApp
 from nnio_tui.corpus_view import CorpusView
 from nnio_tui.widgets.context_window import ContextWindow, cut_to_width
 from nnio_tui.widgets.help_screen import HelpScreen
@@ -378,6 +378,10 @@ async def test_help_screen_lists_keys_and_closes(tmp_path):
         await settle(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        await settle(pilot)
+        listed = " ".join(shown(app.screen.query_one("#help-keys")).split())  # rows may wrap
+        for _, key, _, _, text, _ in KEYS:
+            assert f"{key} {text}" in listed
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

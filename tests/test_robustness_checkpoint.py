@@ -196,7 +196,8 @@ class Boom:
 
 
 @pytest.mark.parametrize("command", ["predict", "sample", "train", "app"])
-def test_a_malicious_pickle_never_runs(tmp_path, command):
+def test_a_malicious_pickle_never_runs(tmp_path, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the payload would write, in this process too
     evil = tmp_path / "ckpt.pt"
     torch.save({"model": Boom(), "model_args": {}}, evil)
     argv = {"predict": COMMANDS["predict"](evil), "sample": COMMANDS["sample"](evil),
