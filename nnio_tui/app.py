@@ -104,6 +104,7 @@ class NnioApp(App[int]):
     window_chunks: reactive[tuple[Chunk, ...]] = reactive(tuple, repaint=False)
     probe: reactive[Probe | None] = reactive(None, repaint=False)
     before: reactive[Probe | None] = reactive(None, repaint=False)
+    before_since: reactive[str | None] = reactive(None, repaint=False)
     probe_stale = reactive(False, repaint=False)
     nudge: reactive[NudgeReport | None] = reactive(None, repaint=False)
     sampled: reactive[Sampled | None] = reactive(None, repaint=False)
@@ -155,7 +156,8 @@ class NnioApp(App[int]):
                     )
                     yield LossChart(id="loss").data_bind(NnioApp.training)
                 yield NextTokenBars(id="bars").data_bind(
-                    NnioApp.probe, NnioApp.before, NnioApp.sampled, stale=NnioApp.probe_stale
+                    NnioApp.probe, NnioApp.before, NnioApp.sampled, stale=NnioApp.probe_stale,
+                    since=NnioApp.before_since
                 )
         yield Footer()
 
@@ -285,6 +287,7 @@ class NnioApp(App[int]):
         # A probe for an older window is stale: a newer one is already on its way.
         if self._is_current(message.start, message.length):
             self.probe, self.before = message.probe, message.before
+            self.before_since = message.since
             self.probe_stale = False
 
     def on_window_chosen(self, message: messages.WindowChosen) -> None:

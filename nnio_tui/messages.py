@@ -112,6 +112,7 @@ class ProbeReady(Message):
     length: int
     probe: Probe
     before: Probe | None
+    since: str | None = None  # what before was taken before: "the nudge", "training started"
 
 
 @dataclass

@@ -112,6 +112,7 @@ class TrainingBridge:
         self._probe_posted = 0  # the number of the newest probe posted
         self._shown: Probe | None = None
         self._baseline: Probe | None = None
+        self._baseline_since = "training started"
         self._looker: Looker | None = None  # while the session allows it (see _start_looker)
         self._beside = False  # the session's probes_beside_steps, read once it is open
         self._losses: deque[float] = deque(maxlen=self.HISTORY)
@@ -255,6 +256,7 @@ class TrainingBridge:
                         was_running = True
                         with self._state:
                             self._baseline = self._shown
+                            self._baseline_since = "training started"
                         self._last_post = 0.0
                         self._post(TrainingStarted())
                     while (numbered := self._next(timeout=0)) is not None:
@@ -272,7 +274,7 @@ class TrainingBridge:
                     if self._eval_due:
                         self._evaluate()
                     self._post(TrainingProgress(self._snapshot()))
-                    self._probe_and_post(self._baseline)
+                    self._probe_and_post(self._baseline, since=self._baseline_since)
                     self._post(TrainingStopped())
                 numbered = self._next(timeout=0.05)
                 if numbered is not None:
@@ -322,7 +324,7 @@ class TrainingBridge:
                 before = self._shown
                 self._record(session.step())
                 self._post(TrainingProgress(self._snapshot()))
-                self._probe_and_post(before)
+                self._probe_and_post(before, since="the step")
             case Nudge(start, length):
                 with self._state:
                     moved = (start, length) != self._window
@@ -332,7 +334,7 @@ class TrainingBridge:
                 report = session.nudge(start, length)
                 self._post(Nudged(start, length, report))
                 self._post(TrainingProgress(self._snapshot(step=report.step)))
-                self._probe_and_post(before)
+                self._probe_and_post(before, since="the nudge")
             case Sample(start, length, temperature):
                 ids = session.token_ids(start, start + length)
                 self._post(TokenSampled(start, length, session.sample(ids, temperature=temperature)))
@@ -359,7 +361,8 @@ class TrainingBridge:
         if now - self._last_post >= self.POST_EVERY_S:
             self._last_post = now
             # probe first, then post both together: the UI repaints once for the pair
-            self._probe_and_post(self._baseline, first=TrainingProgress(self._snapshot()))
+            self._probe_and_post(self._baseline, first=TrainingProgress(self._snapshot()),
+                                 since=self._baseline_since)
 
     def _record(self, report: StepReport, *, later: bool = False) -> None:
         """Keep a step's loss, and validate every EVAL_EVERY steps.
@@ -424,13 +427,15 @@ class TrainingBridge:
             self._window, self._window_number = window, number
             return True
 
-    def _probe_and_post(self, before: Probe | None, first: Message | None = None) -> None:
+    def _probe_and_post(self, before: Probe | None, first: Message | None = None,
+                        since: str | None = None) -> None:
         """Probe the current window and post it, after first if given.
 
         Args:
             before: the probe to compare with, if it is of the same window.
             first: a message to post just before the probe (even if the probe is not
                 posted), so the UI repaints once for both.
+            since: what before was taken before, for the bars to say ("the nudge").
 
         The probe is not posted if, while it ran, another thread posted a newer probe or a
         newer window was chosen (whose own probe is then on its way).
@@ -451,8 +456,9 @@ class TrainingBridge:
                 before = None
             if self._shown is None or self._shown.context_ids != probe.context_ids:
                 self._baseline = probe if self._running.is_set() else None
+                self._baseline_since = "this window came up"
             self._shown = probe
-            self._post(ProbeReady(start, length, probe, before))
+            self._post(ProbeReady(start, length, probe, before, since if before else None))
 
     # -- looker thread -------------------------------------------------------
     def _look_now(self, number: int, look: Look) -> None:

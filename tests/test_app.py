@@ -589,6 +589,42 @@ async def test_narrow_bars_cut_the_token_texts_and_keep_every_value_whole():
         assert all("·relation…" in row and "█" in row for row in rows)
 
 
+async def test_values_longer_than_the_usual_width_are_shown_whole():
+    app = BarsAlone()
+    async with app.run_test(size=(40, 8)) as pilot:
+        bars = app.query_one(NextTokenBars)
+        bars.probe = _long_probe(0.09)  # 0.00086% and below: one character past 7
+        await pilot.pause()
+        assert [row.split()[-1] for row in shown(bars).splitlines()[:3]] == [
+            "0.00086%", "0.00081%", "0.00072%"]
+        bars.before = _long_probe(0.08)
+        await pilot.pause()
+        assert shown(bars).splitlines()[0].split()[-1] == "0.00077→0.00086%"
+
+
+async def test_the_bars_say_what_their_before_values_are_from(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        bars = app.query_one(NextTokenBars)
+        assert bars.border_subtitle == ""  # nothing to compare with yet
+        await pilot.press("s")
+        await settle(pilot)
+        assert bars.border_subtitle == "changes since the step"
+        await pilot.press("u")
+        await settle(pilot)
+        assert bars.border_subtitle == "changes since the nudge"
+        await pilot.press("space")
+        await pilot.pause(1.0)  # a post or two while it runs
+        await pilot.press("space")
+        await settle(pilot)
+        assert bars.border_subtitle == "changes since training started"
+        await pilot.press("right")
+        await settle(pilot)
+        assert bars.border_subtitle == ""  # a new window: nothing before it
+
+
 class ContextAlone(App):
     def compose(self):
         yield ContextWindow()

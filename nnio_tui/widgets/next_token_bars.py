@@ -13,7 +13,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
-from nnio_tui.widgets.border_text import set_border_title
+from nnio_tui.widgets.border_text import set_border_subtitle, set_border_title
 from nnio_tui.widgets.context_window import pct, pct_change
 from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
@@ -58,6 +58,8 @@ class NextTokenBars(SegmentRows, Widget):
     probe: reactive[Probe | None] = reactive(None)
     before: reactive[Probe | None] = reactive(None)
     sampled: reactive[Sampled | None] = reactive(None)
+    since: reactive[str | None] = reactive(None, repaint=False)
+    """What `before` was taken before ("the nudge"), said under the bars."""
     stale = reactive(False, repaint=False)
     """The window moved and its probe is on its way. It draws nothing (the `-stale` class
     dims), so it does not repaint: when it did, every key redrew these bars ahead of the
@@ -85,6 +87,17 @@ class NextTokenBars(SegmentRows, Widget):
     def watch_probe(self, probe: Probe | None) -> None:
         if probe is not None:
             set_border_title(self, f"next token: {probe.vocab_size:,} outputs")
+
+    def watch_before(self) -> None:
+        self._say_since()
+
+    def watch_since(self) -> None:
+        self._say_since()
+
+    def _say_since(self) -> None:
+        # the bars compare with different moments: one step, a nudge, the start of a run
+        said = f"changes since {self.since}" if self.before is not None and self.since else ""
+        set_border_subtitle(self, said)
 
     def _before_of(self, token: TokenProb) -> float | None:
         before = self.before
@@ -127,8 +140,11 @@ class NextTokenBars(SegmentRows, Widget):
         text_w = min(TEXT_WIDTH, max(cell_len(t.text) for t in rows))
         id_w = max(len(str(t.token_id)) for t in rows)
         befores = [self._before_of(t) for t in rows]
-        has_before = any(b is not None for b in befores)
-        pct_w = 15 if has_before else 7
+        values = [pct(t.prob) if old is None else pct_change(old, t.prob)
+                  for t, old in zip(rows, befores)]
+        # wide enough for the usual values, so rows keep still, and for any longer one
+        pct_w = max([15 if any(b is not None for b in befores) else 7]
+                    + [len(v) for v in values])
         fixed = 2 + 1 + id_w + 1 + 1 + pct_w  # marker, spaces, id and value
         # A narrow panel cuts the token texts short before the bars or the values.
         text_w = min(text_w, max(MIN_TEXT_WIDTH, width - fixed - MIN_BAR_WIDTH))
@@ -159,8 +175,7 @@ class NextTokenBars(SegmentRows, Widget):
                 now_bar = bar(now_cells)
                 ghost = "░" * max(0, round(old / scale * bar_w) - len(now_bar))
                 line += [(now_bar, bar_style), (ghost.ljust(bar_w - len(now_bar)), ghost_style)]
-            value = pct(token.prob) if old is None else pct_change(old, token.prob)
-            line.append((" " + value.rjust(pct_w), line_style))
+            line.append((" " + values[n].rjust(pct_w), line_style))
             lines.append(line)
         lines.append(self._summary(probe, dim))
         return lines
