@@ -78,6 +78,10 @@ KEYS = [
 ]
 
 
+# the keys' actions that need an open session (all but help and quit)
+_SESSION_ACTIONS = {action.partition("(")[0] for _, _, action, *_ in KEYS} - {"help", "quit"}
+
+
 class NnioApp(App[int]):
     """Shows the network's input (a window of tokens) and output (next-token probabilities).
 
@@ -96,6 +100,7 @@ class NnioApp(App[int]):
 
     info: reactive[SessionInfo | None] = reactive(None, repaint=False)
     title_hint = reactive("", repaint=False)
+    open_failed = reactive(False, repaint=False)
     corpus: reactive[CorpusView | None] = reactive(None, repaint=False)
     block_size = reactive(0, repaint=False)
     window_start = reactive(0, repaint=False)
@@ -136,13 +141,14 @@ class NnioApp(App[int]):
         self.set_reactive(NnioApp.title_hint, title_hint)
         self._quitting = False
         self._quit_presses = 0  # q or ctrl+c pressed again while stopping
-        self._failed = False
+        self._failure: str | None = None  # why the session did not open
         self._worker: Worker[None] | None = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._low_colour = low_colour
 
     def compose(self) -> ComposeResult:
-        yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint)
+        yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint,
+                                     failed=NnioApp.open_failed)
         yield LoadingView(id="loading")
         yield TooSmall(id="too-small")
         with Vertical(id="main"):
@@ -238,6 +244,7 @@ class NnioApp(App[int]):
         self.corpus = message.corpus
         self._set_window(message.start, message.length, probe=False)
         self._home.remove_class("-loading")
+        self.refresh_bindings()  # the session's keys are back in the footer
         # What exists once the screen is up lives as long as the app: frozen, it is out of
         # the collector's way. A full collection walked it in 33 ms on 2 busy cores, a
         # hitch in the keys (bench/app_overhead.py, 200 presses: key to window max 67.8 ms
@@ -248,8 +255,10 @@ class NnioApp(App[int]):
         self._show_failure(message.error)
 
     def _show_failure(self, line: str) -> None:
-        self._failed = True
+        self._failure = line
+        self.open_failed = True
         self.query_one(LoadingView).show_error(line)
+        self.refresh_bindings()  # the footer keeps only the keys that still work
 
     def on_session_reset(self, message: messages.SessionReset) -> None:
         self.info = message.info
@@ -342,6 +351,13 @@ class NnioApp(App[int]):
 
     def _can_act(self) -> bool:
         return self.corpus is not None and not self._quitting
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that would change what cannot be seen (the screen too small, or no session
+        open) do nothing, and the footer leaves them out."""
+        if action not in _SESSION_ACTIONS:
+            return True
+        return self.corpus is not None and not self._home.has_class("-too-small")
 
     def _send(self, command: Step | Nudge | NewWindow | Sample | Save | Reset) -> None:
         if not self._can_act():
@@ -477,8 +493,10 @@ class NnioApp(App[int]):
         self.bridge.request_quit()
         if self.corpus is None:
             # Nothing was opened, so nothing to save; a factory still running ends on its own.
-            code = 2 if self._failed else 0  # 2: bad input, as the CLI says it
-            self.exit(code, return_code=code)
+            if self._failure is None:
+                self.exit(0, return_code=0)
+            else:  # said again where it stays readable once the screen is gone
+                self.exit(2, return_code=2, message=Text(f"nnio-tui: error: {self._failure}"))
             return
         self.notify("stopping…", timeout=10)
         self._ensure_worker()
@@ -497,5 +515,7 @@ class NnioApp(App[int]):
 
     def _check_size(self, width: int, height: int) -> None:
         too_small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        if too_small != self._home.has_class("-too-small"):
+            self.refresh_bindings()
         self._home.set_class(too_small, "-too-small")
         self.query_one(TooSmall).have = (width, height)

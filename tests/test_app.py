@@ -302,15 +302,27 @@ async def test_clicking_a_token_makes_it_the_label(tmp_path):
         assert app.probe.label.token_id == cell.chunk.token_id
 
 
+def footer_keys(app) -> list[str]:
+    return [key.key_display for key in app.screen.query("FooterKey")]
+
+
 async def test_small_terminal_asks_for_more_room(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=(70, 20)) as pilot:
         await settle(pilot)
         assert app.query_one(TooSmall).display and not app.query_one("#main").display
         assert "have 70x20" in app.query_one(TooSmall).render().plain
+        # keys that would change what cannot be seen do nothing, and are not offered
+        await pilot.press("space", "s", "n")
+        await settle(pilot)
+        assert (app.step, app.running, footer_keys(app)) == (0, False, ["?", "q", "^p"])
         await pilot.resize_terminal(100, 30)
         await pilot.pause()
         assert not app.query_one(TooSmall).display and app.query_one("#main").display
+        assert "s" in footer_keys(app)
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.step == 1
 
 
 async def test_loading_view_shows_before_the_session_opens(tmp_path):
@@ -330,16 +342,20 @@ async def test_loading_view_shows_before_the_session_opens(tmp_path):
         assert not app.query_one(LoadingView).display and app.probe is not None
 
 
-async def test_open_failure_shows_one_line_and_q_quits():
+async def test_open_failure_shows_one_line_and_q_quits(capsys):
     def open_session(on_progress):
         raise CorpusError("corpus not found: nowhere.txt")
 
-    app = NnioApp(open_session=open_session)
+    app = NnioApp(open_session=open_session, title_hint="nowhere.txt")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "corpus not found: nowhere.txt" in str(app.query_one("#loading-error").render())
+        assert app.query_one("InfoHeader").render().plain.endswith("nowhere.txt  not opened")
+        assert footer_keys(app) == ["?", "q", "^p"]  # nothing else works without a session
         await pilot.press("s", "q")
     assert app.return_code == 2
+    # said again after the screen is gone, where the shell keeps it
+    assert capsys.readouterr().err.strip() == "nnio-tui: error: corpus not found: nowhere.txt"
 
 
 async def test_diverged_step_pauses_and_stays_usable(tmp_path):

@@ -30,11 +30,13 @@ class InfoHeader(Widget):
     info: reactive[SessionInfo | None] = reactive(None)
     step = reactive(0)
     title_hint = reactive("")
+    failed = reactive(False)  # the session did not open
 
     def render(self) -> Text:
         info = self.info
         if info is None:
-            return Text.assemble((" nnio-tui ", "bold"), f" {self.title_hint}  loading…")
+            state = "not opened" if self.failed else "loading…"
+            return Text.assemble((" nnio-tui ", "bold"), f" {self.title_hint}  {state}")
         # (text, priority): the lowest priority goes first when the line is too long. The
         # tokenizer goes before the device: the bars' title already gives the vocab size,
         # and nothing else on screen says where training runs or in what precision.
