@@ -74,9 +74,16 @@ KEYS = [
     ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
     ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
     ("question_mark", "?", "help", "Help", "this help", True),
-    ("q", "q", "quit", "Quit", "quit (saves the checkpoint if training changed it)", True),
+    ("q", "q", "quit", "Quit", "quit after the step, saving the checkpoint if training changed"
+     " it; q twice more quits at once", True),
 ]
 
+
+# what the help lists beside the keys
+HELP_EXTRAS = [
+    ("click", "a token in the token view makes it the label"),
+    ("ctrl+p", "the command palette: every key by name, themes, a screenshot"),
+]
 
 # the keys' actions that need an open session (all but help and quit)
 _SESSION_ACTIONS = {action.partition("(")[0] for _, _, action, *_ in KEYS} - {"help", "quit"}
@@ -448,7 +455,8 @@ class NnioApp(App[int]):
 
     def action_help(self) -> None:
         """Show every key."""
-        self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]))
+        self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]
+                                    + HELP_EXTRAS))
 
     async def action_quit(self) -> None:
         """Stop after the current step, save if dirty, then exit; pressed twice more, exit now.
@@ -502,7 +510,10 @@ class NnioApp(App[int]):
         self._ensure_worker()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own Quit (ours saves first) and Keys (a side panel that squeezes the
+        # layout; ? shows every key) would be twins of the keys below
+        yield from (command for command in super().get_system_commands(screen)
+                    if command.title not in ("Quit", "Keys"))
         for _, shown, action, label, text, _ in KEYS:
             name, _, arg = action.partition("(")
             method = getattr(self, f"action_{name}")

@@ -14,7 +14,7 @@ from textual.widgets import Sparkline
 from model.api import CorpusError
 from model.records import Probe, TokenProb
 from nnio_tui import messages
-from nnio_tui.app import KEYS, NnioApp
+from nnio_tui.app import HELP_EXTRAS, KEYS, NnioApp
 from nnio_tui.corpus_view import CorpusView
 from nnio_tui.widgets.context_window import ContextWindow, cut_to_width
 from nnio_tui.widgets.help_screen import HelpScreen
@@ -396,8 +396,15 @@ async def test_help_screen_lists_keys_and_closes(tmp_path):
         assert isinstance(app.screen, HelpScreen)
         await settle(pilot)
         listed = " ".join(shown(app.screen.query_one("#help-keys")).split())  # rows may wrap
-        for _, key, _, _, text, _ in KEYS:
+        for key, text in [(key, text) for _, key, _, _, text, _ in KEYS] + HELP_EXTRAS:
             assert f"{key} {text}" in listed
+        await pilot.resize_terminal(80, 24)  # shorter than the list: it scrolls
+        await settle(pilot)
+        box = app.screen.query_one("#help-box")
+        assert box.max_scroll_y > 0 and box.scroll_y == 0
+        await pilot.press("end")
+        await settle(pilot)
+        assert box.scroll_y == box.max_scroll_y
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -407,7 +414,8 @@ async def test_commands_are_in_the_palette(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         titles = {c.title: c for c in app.get_system_commands(app.screen)}
-        assert {"Step (s)", "Nudge (u)", "Sample (g)", "Slide (→)"} <= set(titles)
+        assert {"Step (s)", "Nudge (u)", "Sample (g)", "Slide (→)", "Quit (q)"} <= set(titles)
+        assert not {"Quit", "Keys"} & set(titles)  # Textual's twins of ours are left out
         titles["Slide (→)"].callback()
         await settle(pilot)
         assert app.window_start == 1

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -40,10 +40,12 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, description in self._keys:
             table.add_row(Text(key), Text(description))
-        with Vertical(id="help-box"):
+        # scrolls where the terminal is shorter than the list (80x24)
+        with VerticalScroll(id="help-box"):
             yield Static(Text(ABOUT), id="help-about")
             yield Static(table, id="help-keys")
-            yield Static(Text("escape closes this"), id="help-close")
 
     def on_mount(self) -> None:
-        self.query_one("#help-box").border_title = "keys"
+        box = self.query_one("#help-box")
+        box.border_title = "keys"
+        box.border_subtitle = "escape closes this"  # on the border: seen even when scrolled
