@@ -75,12 +75,13 @@ class Corpus:
         shortest = min(self.split, self.n_tokens - self.split)
         if shortest >= block_size + 1:
             return
-        start = f"corpus {self.name} has {self.n_tokens:,} tokens"
+        noun = "token" if self.n_tokens == 1 else "tokens"
+        start = f"corpus {self.name} has {self.n_tokens:,} {noun}"
         if shortest < 2 or fixed:
-            need = 10 * (block_size + 1)
+            need = 10 * (block_size + 1)  # the validation split, a tenth, must hold a window too
             raise CorpusError(
                 f"{start}, too short for the model's context of {block_size} plus its label: "
-                f"use a corpus of at least {need:,} tokens")
+                f"use a corpus of at least {need:,} tokens (a tenth is kept for validation)")
         raise CorpusError(
             f"{start}, too short for a context of {block_size} plus its label in both splits: "
             f"use --block-size {shortest - 1} or a longer corpus")

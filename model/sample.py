@@ -29,16 +29,18 @@ def next_token_probs(model: GPT, context_ids: list[int], device: torch.device) -
 
     Args:
         model: the network.
-        context_ids: the context; only its last block_size ids are used. May be empty,
-            in which case nothing is known and the distribution is uniform.
+        context_ids: the context; only its last block_size ids are used. Not empty: the
+            model has no answer for nothing, and a made-up uniform one would pass for its own.
         device: the model's device.
 
     Returns:
         (V,) float32 probabilities.
+
+    Raises:
+        ConfigError: the context is empty.
     """
-    V = model.config.vocab_size
     if not context_ids:
-        return torch.full((V,), 1.0 / V)
+        raise ConfigError("the context is empty: give at least one token to predict from")
     context_ids = context_ids[-model.config.block_size:]
     idx = torch.tensor([context_ids], dtype=torch.long, device=device)  # (1, T)
     model.eval()

@@ -37,10 +37,11 @@ from nnio_tui import messages
 from nnio_tui.corpus_view import CorpusView
 from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
 from nnio_tui.messages import TrainingSnapshot
+from nnio_tui.percent import pct
 from nnio_tui.training import TrainingBridge
 from nnio_tui.training_commands import Look, NewWindow, Nudge, Reset, Sample, Save, Step
 from nnio_tui.widgets.confirm_reset import ConfirmReset
-from nnio_tui.widgets.context_window import ContextWindow, pct
+from nnio_tui.widgets.context_window import ContextWindow
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.info_header import InfoHeader
 from nnio_tui.widgets.loading_view import LoadingView
@@ -74,8 +75,9 @@ KEYS = [
     ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
     ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
     ("question_mark", "?", "help", "Help", "this help", True),
-    ("q", "q", "quit", "Quit", "quit after the step, saving the checkpoint if training changed"
-     " it; q twice more quits at once", True),
+    ("q", "q", "quit", "Quit",
+     ("quit after the step, saving the checkpoint if training changed it; q twice more quits"
+      " at once"), True),
 ]
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -16,6 +18,13 @@ SUBCOMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sample": commands.sample,
 }
 
+
+# model/config.py's PRESETS, which this module may not import (tests check they agree).
+PRESET_NAMES = ("tiny", "cpu", "gpu", "gpt2")
+
+# Model and training fields the flags set, and the flag that sets each.
+FIELD_FLAGS = {"block_size": "--block-size", "n_layer": "--n-layer", "n_head": "--n-head",
+               "n_embd": "--n-embd", "batch_size": "--batch-size", "learning_rate": "--lr"}
 
 SUBCOMMAND_HELP = {
     "tokenize": "Print a text as coloured token chunks, or as ids with --ids.",
@@ -62,6 +71,18 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be greater than 0 and at most 1, got {text}")
     return value
 
 
@@ -74,7 +95,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     # None defaults tell a flag the user gave from one left alone, which matters on resume.
     parser.add_argument("--encoding",
                         help="tiktoken encoding name or path to NAME.tiktoken (default cl100k_base)")
-    parser.add_argument("--preset", help="model size: tiny, cpu, gpu, gpt2 (default cpu)")
+    parser.add_argument("--preset", choices=PRESET_NAMES,
+                        help="model size: tiny, cpu, gpu, gpt2 (default cpu)")
     _device_flag(parser)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
@@ -93,9 +115,14 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Model and training fields the user set on the command line."""
-    fields = {"block_size": args.block_size, "n_layer": args.n_layer, "n_head": args.n_head,
-              "n_embd": args.n_embd, "batch_size": args.batch_size, "learning_rate": args.lr}
-    return {k: v for k, v in fields.items() if v is not None}
+    given = {field: getattr(args, flag[2:].replace("-", "_")) for field, flag in FIELD_FLAGS.items()}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def in_flag_names(message: str) -> str:
+    """A model/ message about settings, with each field a flag sets called by that flag."""
+    pattern = r"\b(" + "|".join(FIELD_FLAGS) + r")\b"
+    return re.sub(pattern, lambda match: FIELD_FLAGS[match.group(1)], message)
 
 
 def expected_from(args: argparse.Namespace) -> dict:
@@ -156,7 +183,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--temperature", type=_non_negative_float, default=1.0,
                        help="0 always takes the likeliest token; above 1 flattens (default 1)")
         p.add_argument("--top-k", type=_positive(int), help="draw only from the K likeliest")
-        p.add_argument("--top-p", type=_positive(float),
+        p.add_argument("--top-p", type=_fraction,
                        help="draw only from the likeliest tokens whose probabilities add up to P")
         p.add_argument("--seed", type=_seed, default=0, help="the same seed draws the same tokens")
         p.add_argument("--json", action="store_true", help="print one JSON object instead")

@@ -15,6 +15,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from nnio_tui.percent import pct
+
 # Two alternating chunk colours that stay distinct on 16-colour terminals too.
 CHUNK_STYLES = ("black on cyan", "black on yellow")
 
@@ -31,6 +33,11 @@ class _StdoutConsole(Console):
 
 def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 token', '2 tokens': a count and its noun, plural unless the count is one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _warn(lines) -> None:
@@ -88,8 +95,9 @@ def tokenize(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     per = source.n_chars / source.n_tokens if source.n_tokens else 0.0
-    _err().print(f"{source.n_tokens:,} tokens  {source.n_chars:,} characters  "
-                 f"{source.n_bytes:,} bytes  {per:.2f} characters per token  ({source.encoding})")
+    _err().print(f"{_count(source.n_tokens, 'token')}  {_count(source.n_chars, 'character')}  "
+                 f"{_count(source.n_bytes, 'byte')}  {per:.2f} characters per token"
+                 f"  ({source.encoding})")
     return 0
 
 
@@ -130,9 +138,12 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
         if Path(args.checkpoint).expanduser().exists():
-            return Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
-                                on_progress=on_progress, expect=expected_from(args),
-                                precision=args.precision)
+            session = Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
+                                   on_progress=on_progress, expect=expected_from(args),
+                                   precision=args.precision)
+            (say or (lambda line: None))(
+                f"resumed {args.checkpoint} at step {session.step_count:,}")
+            return session
     else:
         check_save_path(default_run_path(args.corpus, args.preset or "cpu"))
     return Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
@@ -169,22 +180,29 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
 
 def train(args: argparse.Namespace) -> int:
     """Train headless with a progress bar; save at the end and on Ctrl+C."""
+    from nnio_tui.cli import overrides_from
+
+    check_shape_flags(args, overrides_from(args))
     err = _err()
     with _ProgressBar() as bar:
         session = open_for_training(args, bar, lambda line: err.print(f"nnio-tui: {line}"))
     _warn(session.warnings)
     info = session.info()
-    err.print(f"{info.corpus_name}: {info.n_tokens:,} tokens, {info.encoding} "
-              f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, {info.device}")
+    err.print(f"{info.corpus_name}: {_count(info.n_tokens, 'token')}, {info.encoding} "
+              f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, "
+              f"{info.device} {info.precision}")
     stop = _StopFlag()
     previous = signal.signal(signal.SIGINT, stop.handle)
     val = None
-    columns = (TextColumn("step {task.completed:>5.0f}/{task.total:.0f}"), BarColumn(),
+    # The run's own step (a resumed run starts past 0), then how far this command has got.
+    columns = (TextColumn("step {task.fields[step]:>6}  {task.completed:.0f}/{task.total:.0f}"),
+               BarColumn(),
                TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  "
                           "{task.fields[tps]} tok/s"), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err) as progress:
-            task = progress.add_task("train", total=args.steps, loss="-", val="-", tps="-")
+            task = progress.add_task("train", total=args.steps, loss="-", val="-", tps="-",
+                                     step=session.step_count)
 
             started = time.perf_counter()
 
@@ -196,7 +214,7 @@ def train(args: argparse.Namespace) -> int:
                     progress.console.print(
                         f"step {report.step:>6}  train {report.loss:.3f}  val {val:.3f}  "
                         f"{report.tokens_per_s:,.0f} tok/s  {time.perf_counter() - started:.0f} s")
-                progress.update(task, advance=1, loss=f"{report.loss:.3f}",
+                progress.update(task, advance=1, step=report.step, loss=f"{report.loss:.3f}",
                                 val="-" if val is None else f"{val:.3f}",
                                 tps=f"{report.tokens_per_s:,.0f}")
 
@@ -222,35 +240,48 @@ def _open_checkpoint(args: argparse.Namespace):
 
 def predict(args: argparse.Namespace) -> int:
     """Print the next-token distribution for a context."""
+    from model.api import ConfigError
+
+    if args.text == "":
+        # An empty context has no prediction to show, only a made-up uniform one.
+        raise ConfigError("--text is empty: give the model some text to predict from")
     session = _open_checkpoint(args)
     ids = args.ids if args.ids is not None else session.encode(args.text)
     probe = session.probe_ids(ids, None, k=args.top)
     if args.json:
         print(json.dumps({
+            "input_tokens": len(ids),
             "context_ids": list(probe.context_ids),
             "top": [{"id": t.token_id, "text": session.decode([t.token_id]), "prob": t.prob}
                     for t in probe.top],
             "entropy": probe.entropy,
         }))
         return 0
-    table = Table(title=f"next token after {len(ids)} tokens, of {probe.vocab_size:,} outputs")
+    table = Table(title=f"next token after {_context_used(len(probe.context_ids), len(ids))},"
+                        f" of {probe.vocab_size:,} outputs")
     for name in ("rank", "token", "id", "prob"):
         table.add_column(name, justify="left" if name == "token" else "right")
     for rank, t in enumerate(probe.top, 1):
-        table.add_row(str(rank), Text(t.text), str(t.token_id), f"{100 * t.prob:.2f}%")
+        table.add_row(str(rank), Text(t.text), str(t.token_id), pct(t.prob))
     _StdoutConsole().print(table)
     print(f"entropy {probe.entropy:.3f} nats")
     return 0
 
 
+def _context_used(used: int, given: int) -> str:
+    """'725 tokens', or 'the last 64 of 725 tokens' when the model's block size cut them."""
+    if used == given:
+        return _count(given, "token")
+    return f"the last {used:,} of {given:,} tokens"
+
+
 def sample(args: argparse.Namespace) -> int:
-    """Continue a prompt token by token and show each token's probability."""
+    """Continue a prompt token by token and show each token as it is chosen."""
     session = _open_checkpoint(args)
     ids = session.encode(args.prompt)
-    picks = session.generate(ids, args.max_tokens, temperature=args.temperature,
-                             top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    new_ids = [p.token.token_id for p in picks]
     if args.json:
+        picks = list(_picks(session, ids, args))
+        new_ids = [p.token.token_id for p in picks]
         print(json.dumps({
             "prompt_ids": ids, "ids": new_ids, "text": session.decode(new_ids),
             "tokens": [{"id": p.token.token_id, "text": session.decode([p.token.token_id]),
@@ -258,11 +289,22 @@ def sample(args: argparse.Namespace) -> int:
         }))
         return 0
     out = _StdoutConsole(soft_wrap=True)
-    text = Text(args.prompt, style="bold")
-    for i, pick in enumerate(picks):
-        text.append(session.decode([pick.token.token_id]), style=CHUNK_STYLES[i % 2])
-    out.print(text)
+    out.print(Text(args.prompt, style="bold"), end="")
+    for i, pick in enumerate(_picks(session, ids, args)):
+        # One write a token, so a long --max-tokens shows its progress instead of a wait.
+        out.print(Text(session.decode([pick.token.token_id]), style=CHUNK_STYLES[i % 2]), end="")
+    out.print()
     return 0
+
+
+def _picks(session, ids: list[int], args: argparse.Namespace):
+    """Session.generate one token at a time: the same seeds (seed + i), so the same text."""
+    ids = list(ids)
+    for i in range(args.max_tokens):
+        pick = session.sample(ids, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p, seed=args.seed + i)
+        ids.append(pick.token.token_id)
+        yield pick
 
 
 def session_opener(args: argparse.Namespace, notify):
@@ -295,10 +337,27 @@ def session_opener(args: argparse.Namespace, notify):
     return open_session
 
 
+def check_shape_flags(args: argparse.Namespace, overrides: dict) -> None:
+    """Refuse, before anything slow, a preset and flags that make no model, in flag names.
+
+    An existing --checkpoint is left to Session.load: its own shape decides, and the flags
+    are compared with it there.
+    """
+    from model.api import ConfigError, context_limit
+    from nnio_tui.cli import in_flag_names
+
+    if args.checkpoint is not None and Path(args.checkpoint).expanduser().is_file():
+        return
+    try:
+        context_limit(args.preset or "cpu", overrides)  # validates the settings it builds
+    except ConfigError as error:
+        raise ConfigError(in_flag_names(str(error))) from None
+
+
 def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     """Refuse, before the UI starts, what can be refused quickly: a corpus on stdin, a missing
-    --device, a --context longer than the block size of the model that will open, and a
-    --checkpoint that cannot be written."""
+    --device, model flags that do not fit together, a --context longer than the block size of
+    the model that will open, and a --checkpoint that cannot be written."""
     from model.api import (
         ConfigError,
         check_device,
@@ -312,6 +371,7 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
         raise ConfigError("the app cannot read its corpus from stdin: save the text to a file"
                           " and name it (nnio-tui train - and tokenize - read stdin)")
     check_device(args.device)
+    check_shape_flags(args, overrides)
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
     if args.context is not None:

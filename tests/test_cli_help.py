@@ -13,3 +13,11 @@ def test_every_option_says_what_it_does(command):
     assert parser.description
     undescribed = [a.dest for a in parser._actions if not a.help]
     assert undescribed == []
+
+
+@pytest.mark.parametrize("command", [None, "train"])
+def test_preset_choices_are_the_model_presets(command):
+    from model.config import PRESETS
+
+    preset = cli.build_parser(command)._option_string_actions["--preset"]
+    assert preset.choices == tuple(PRESETS)

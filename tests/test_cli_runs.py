@@ -1,6 +1,10 @@
-"""Runs without --checkpoint: the default run is resumed, never overwritten by another."""
+"""Whole runs of the commands: the default run is resumed, never overwritten by another;
+what train, predict and sample print."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import pytest
 
@@ -41,3 +45,65 @@ def test_precision_is_a_runtime_choice_not_another_run(capsys):
         cli.main([*argv, "--precision", "half"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'half'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    return Session.open(None, preset="tiny", device="cpu").save(tmp_path / "tiny.safetensors")
+
+
+def test_predict_says_how_much_of_a_long_text_it_used(tiny_checkpoint, capsys):
+    text = " ".join(f"word{i}" for i in range(40))
+    n_tokens = len(Session.load(tiny_checkpoint, device="cpu").encode(text))
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--text"]
+    assert cli.main([*argv, text]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the title wraps to the table's width
+    assert f"next token after the last 16 of {n_tokens} tokens, of 100,277 outputs" in out
+    assert cli.main([*argv, "hi"]) == 0
+    assert "next token after 1 token, of" in " ".join(capsys.readouterr().out.split())
+    assert cli.main([*argv, text, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["input_tokens"] == n_tokens and len(result["context_ids"]) == 16
+
+
+def test_predict_shows_small_probabilities_with_two_digits(tiny_checkpoint, capsys):
+    argv = ["predict", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--text", "hi"]
+    assert cli.main(argv) == 0
+    probs = re.findall(r"([\d.]+)%", capsys.readouterr().out)
+    assert len(probs) == 10 and all(float(p) > 0 for p in probs)  # untrained: all near 0.001%
+
+
+def test_train_header_names_the_precision(capsys):
+    argv = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu", "--precision", "fp32"]
+    assert cli.main(argv) == 0
+    assert "tiny 3.2M params, cpu fp32\n" in capsys.readouterr().err
+
+
+def test_train_says_it_resumes_its_checkpoint_and_counts_from_there(tmp_path, capsys):
+    path = tmp_path / "run.safetensors"
+    argv = ["train", "--preset", "tiny", "--device", "cpu", "--checkpoint", str(path)]
+    assert cli.main([*argv, "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, "--steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"nnio-tui: resumed {path} at step 2\n")
+    assert re.search(r"step\s+3\s+1/1 ", err), err
+
+
+def test_sample_shows_each_token_before_choosing_the_next(tiny_checkpoint, capsys, monkeypatch):
+    real, written = Session.sample, []
+
+    def sample(self, *args, **kwargs):
+        written.append(capsys.readouterr().out)  # what was on stdout before this draw
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "sample", sample)
+    argv = ["sample", "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+            "--prompt", "Once", "--max-tokens", "4", "--seed", "7"]
+    assert cli.main(argv) == 0
+    written.append(capsys.readouterr().out)
+    monkeypatch.setattr(Session, "sample", real)
+    session = Session.load(tiny_checkpoint, device="cpu")
+    picks = session.generate(session.encode("Once"), 4, seed=7)  # the same draws as before
+    shown = [session.decode([p.token.token_id]) for p in picks]
+    assert written == ["Once", *shown[:3], shown[3] + "\n"]

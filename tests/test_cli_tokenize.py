@@ -28,6 +28,12 @@ def test_ids_match_tiktoken(text):
     assert b"tokens" in result.stderr
 
 
+def test_counts_of_one_are_singular():
+    result = run("tokenize", "-", stdin=b"a")
+    assert result.returncode == 0, result.stderr
+    assert b"1 token  1 character  1 byte  1.00 characters per token" in result.stderr
+
+
 def test_invalid_utf8_is_replaced_with_one_warning(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"ok \xff\xfe then more")

@@ -67,7 +67,8 @@ async def test_a_long_start_up_error_wraps_on_screen(tmp_path):
         error = app.query_one("#loading-error")
         assert error.region.right <= app.screen.region.right  # not cut at the screen's edge
         words = " ".join(shown(error).split())
-        assert words.endswith("use a corpus of at least 650 tokens press q to quit")
+        assert words.endswith("use a corpus of at least 650 tokens (a tenth is kept for validation)"
+                              " press q to quit")
         await pilot.press("q")
 
 

@@ -60,8 +60,8 @@ CORPORA = {
                   "corpus s.txt has 101 tokens, too short for a context of 16 plus its label in"
                   " both splits: use --block-size 9 or a longer corpus"),
     "tiny": (lambda p: _write(p / "t.txt", b"hi"),
-             "corpus t.txt has 1 tokens, too short for the model's context of 16 plus its label:"
-             " use a corpus of at least 170 tokens"),
+             "corpus t.txt has 1 token, too short for the model's context of 16 plus its label:"
+             " use a corpus of at least 170 tokens (a tenth is kept for validation)"),
     "jsonl without text": (lambda p: _write(p / "d.jsonl", b'{"title": 1}\n{oops\n'),
                            'no line of {path} is JSON with a "text" string field'),
 }
@@ -169,10 +169,39 @@ def test_cuda_missing_through_the_real_command():
      "argument --seed: '1.5' is not a whole number"),
     (["-"], "the app cannot read its corpus from stdin: save the text to a file and name it"),
     (["train", "--steps", "1", "--block-size", "100000"],
-     "block_size must be between 1 and 8192, got 100000"),
+     "nnio-tui: error: --block-size must be between 1 and 8192, got 100000"),
+    (["sample", "--checkpoint", "x", "--prompt", "a", "--top-p", "2"],
+     "argument --top-p: must be greater than 0 and at most 1, got 2"),
+    (["sample", "--checkpoint", "x", "--prompt", "a", "--temperature", "inf"],
+     "argument --temperature: must be a finite number, got inf"),
 ])
 def test_flags_out_of_range(argv, message):
     assert message in one_line(run(*argv))
+
+
+@pytest.mark.parametrize("command", [[], ["train", "--steps", "1"]])
+@pytest.mark.parametrize("flags, message", [
+    (["--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
+    (["--n-embd", "100", "--n-head", "3"],
+     "nnio-tui: error: --n-embd (100) must be divisible by --n-head (3)"),
+])
+def test_model_flags_that_make_no_model_fail_before_the_ui(command, flags, message):
+    assert message in one_line(run(*command, *flags))
+
+
+def test_predict_refuses_an_empty_text(tmp_path, capsys):
+    from model.api import Session
+
+    path = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "r.safetensors")
+    assert fails(["predict", "--checkpoint", str(path), "--text", ""], capsys) == (
+        "nnio-tui: error: --text is empty: give the model some text to predict from")
+
+
+def test_an_empty_context_has_no_made_up_distribution():
+    from model.api import Session
+
+    with pytest.raises(ConfigError, match="the context is empty"):
+        Session.open(None, preset="tiny", device="cpu").probe_ids([])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -11,30 +10,11 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from model.api import Chunk, NudgeReport, Sampled
+from nnio_tui.percent import pct, percent_number
 from nnio_tui.widgets.border_text import set_border_title
 from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
 BOLD = Style(bold=True)
-
-
-def _number(p: float) -> str:
-    """A probability in percent with two significant digits below 0.1% (0.0023, not 0.002)."""
-    value = p * 100
-    if value >= 0.1:
-        return f"{value:.1f}"
-    if value <= 0:
-        return "0"
-    return f"{value:.{1 - math.floor(math.log10(value))}f}"
-
-
-def pct(p: float) -> str:
-    """A probability as a short percentage that stays readable for tiny values."""
-    return _number(p) + "%"
-
-
-def pct_change(before: float, after: float) -> str:
-    """The lecture's "3% -> 4%", compact enough for a bar row: 3.0→4.0%."""
-    return f"{_number(before)}→{_number(after)}%"
 
 
 class ContextWindow(SegmentRows, Widget):
@@ -88,7 +68,7 @@ class ContextWindow(SegmentRows, Widget):
             lines.append([("label ", None), (label.text, label_style), (f" {label.token_id}", dim)])
         if self.nudge is not None:
             # Same compact form as the bars, so it fits the 80-column layout.
-            before, after = _number(self.nudge.before), pct(self.nudge.after)
+            before, after = percent_number(self.nudge.before), pct(self.nudge.after)
             lines.append([("p(label) ", None), (f"{before}→", None), (after, BOLD),
                           (" nudged", dim)])
         if self.sampled is not None:

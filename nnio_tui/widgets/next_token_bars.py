@@ -13,8 +13,8 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from model.api import Probe, Sampled, TokenProb
+from nnio_tui.percent import pct, pct_change
 from nnio_tui.widgets.border_text import set_border_subtitle, set_border_title
-from nnio_tui.widgets.context_window import pct, pct_change
 from nnio_tui.widgets.segment_rows import Row, SegmentRows
 
 EIGHTHS = " ▏▎▍▌▋▊▉"
