@@ -43,10 +43,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _positive(kind: type) -> Callable[[str], int | float]:
     def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        value = _parsed(text, kind, "a number")
         if not value > 0:  # also rejects NaN
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
         return value
@@ -54,21 +51,22 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
-def _seed(text: str) -> int:
+def _parsed(text: str, kind: type, what: str):
     try:
-        value = int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _seed(text: str) -> int:
+    value = _parsed(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _parsed(text, float, "a number")
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     if math.isinf(value):
@@ -77,10 +75,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _parsed(text, float, "a number")
     if not 0 < value <= 1:  # also rejects NaN
         raise argparse.ArgumentTypeError(f"must be greater than 0 and at most 1, got {text}")
     return value
