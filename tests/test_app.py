@@ -187,6 +187,10 @@ async def test_g_samples_a_token_from_the_candidates(tmp_path):
         assert app.sampled is not None and app.sampled.token in app.sampled.top
         assert app.query_one("#bars").sampled == app.sampled
         assert "sampled" in app.query_one("#context").shown()
+        # its message leaves the bars (the label row and rank line) in sight
+        toasts = list(app.screen.query("Toast"))
+        bars = app.query_one(NextTokenBars)
+        assert toasts and all(not t.region.overlaps(bars.region) for t in toasts)
 
 
 async def test_ctrl_s_saves_and_notifies(tmp_path):
@@ -407,17 +411,6 @@ async def test_help_screen_lists_keys_and_closes(tmp_path):
         assert box.scroll_y == box.max_scroll_y
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
-
-
-async def test_messages_leave_the_bars_label_row_in_sight(tmp_path):
-    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await settle(pilot)
-        await pilot.press("g")
-        await settle(pilot)
-        toasts = list(app.screen.query("Toast"))
-        bars = app.query_one(NextTokenBars)
-        assert toasts and all(not t.region.overlaps(bars.region) for t in toasts)
 
 
 async def test_commands_are_in_the_palette(tmp_path):
