@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from model.errors import (
@@ -458,13 +458,26 @@ class Session:
         seed: int | None = None,
     ) -> list[Sampled]:
         """Sample max_tokens tokens one after another; the same seed gives the same text."""
-        ids, picks = list(context_ids), []
+        return list(self.generate_each(context_ids, max_tokens, temperature=temperature,
+                                       top_k=top_k, top_p=top_p, seed=seed))
+
+    def generate_each(
+        self,
+        context_ids: list[int],
+        max_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+    ) -> Iterator[Sampled]:
+        """generate, one token at a time: each is yielded as soon as it is drawn."""
+        ids = list(context_ids)
         for i in range(max_tokens):
             pick = self.sample(ids, temperature=temperature, top_k=top_k, top_p=top_p,
                                seed=None if seed is None else seed + i)
-            picks.append(pick)
             ids.append(pick.token.token_id)
-        return picks
+            yield pick
 
     def encode(self, text: str) -> list[int]:
         """Token ids of text; "<|endoftext|>" becomes the end-of-text token."""

@@ -279,8 +279,10 @@ def sample(args: argparse.Namespace) -> int:
     """Continue a prompt token by token and show each token as it is chosen."""
     session = _open_checkpoint(args)
     ids = session.encode(args.prompt)
+    picks = session.generate_each(ids, args.max_tokens, temperature=args.temperature,
+                                  top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     if args.json:
-        picks = list(_picks(session, ids, args))
+        picks = list(picks)
         new_ids = [p.token.token_id for p in picks]
         print(json.dumps({
             "prompt_ids": ids, "ids": new_ids, "text": session.decode(new_ids),
@@ -290,21 +292,11 @@ def sample(args: argparse.Namespace) -> int:
         return 0
     out = _StdoutConsole(soft_wrap=True)
     out.print(Text(args.prompt, style="bold"), end="")
-    for i, pick in enumerate(_picks(session, ids, args)):
+    for i, pick in enumerate(picks):
         # One write a token, so a long --max-tokens shows its progress instead of a wait.
         out.print(Text(session.decode([pick.token.token_id]), style=CHUNK_STYLES[i % 2]), end="")
     out.print()
     return 0
-
-
-def _picks(session, ids: list[int], args: argparse.Namespace):
-    """Session.generate one token at a time: the same seeds (seed + i), so the same text."""
-    ids = list(ids)
-    for i in range(args.max_tokens):
-        pick = session.sample(ids, temperature=args.temperature, top_k=args.top_k,
-                              top_p=args.top_p, seed=args.seed + i)
-        ids.append(pick.token.token_id)
-        yield pick
 
 
 def session_opener(args: argparse.Namespace, notify):
