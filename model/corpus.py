@@ -309,8 +309,8 @@ def open_corpus(
     spool = None
     if str(source) == "-":
         # read once, into a file: tokenized from there like any other (never all in memory)
-        spool = spool_stdin([cache, Path(tempfile.gettempdir())] if cache is not None
-                            else [Path(tempfile.gettempdir())], sys.stdin.buffer)
+        folders = [f for f in (cache, Path(tempfile.gettempdir())) if f is not None]
+        spool = spool_stdin(folders, sys.stdin.buffer)
     try:
         return _open(source, spool, enc, encoding, cache, on_progress)
     finally:

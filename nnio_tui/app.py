@@ -109,7 +109,7 @@ class NnioApp(App[int]):
 
     info: reactive[SessionInfo | None] = reactive(None, repaint=False)
     title_hint = reactive("", repaint=False)
-    open_failed = reactive(False, repaint=False)
+    open_failure: reactive[str | None] = reactive(None, repaint=False)  # why it did not open
     corpus: reactive[CorpusView | None] = reactive(None, repaint=False)
     block_size = reactive(0, repaint=False)
     window_start = reactive(0, repaint=False)
@@ -150,14 +150,13 @@ class NnioApp(App[int]):
         self.set_reactive(NnioApp.title_hint, title_hint)
         self._quitting = False
         self._quit_presses = 0  # q or ctrl+c pressed again while stopping
-        self._failure: str | None = None  # why the session did not open
         self._worker: Worker[None] | None = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._low_colour = low_colour
 
     def compose(self) -> ComposeResult:
         yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint,
-                                     failed=NnioApp.open_failed)
+                                     failure=NnioApp.open_failure)
         yield LoadingView(id="loading")
         yield TooSmall(id="too-small")
         with Vertical(id="main"):
@@ -264,8 +263,7 @@ class NnioApp(App[int]):
         self._show_failure(message.error)
 
     def _show_failure(self, line: str) -> None:
-        self._failure = line
-        self.open_failed = True
+        self.open_failure = line
         self.query_one(LoadingView).show_error(line)
         self.refresh_bindings()  # the footer keeps only the keys that still work
 
@@ -503,10 +501,10 @@ class NnioApp(App[int]):
         self.bridge.request_quit()
         if self.corpus is None:
             # Nothing was opened, so nothing to save; a factory still running ends on its own.
-            if self._failure is None:
+            if self.open_failure is None:
                 self.exit(0, return_code=0)
             else:  # said again where it stays readable once the screen is gone
-                self.exit(2, return_code=2, message=Text(f"nnio-tui: error: {self._failure}"))
+                self.exit(2, return_code=2, message=Text(f"nnio-tui: error: {self.open_failure}"))
             return
         self.notify("stopping…", timeout=10)
         self._ensure_worker()

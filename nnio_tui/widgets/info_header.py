@@ -30,12 +30,12 @@ class InfoHeader(Widget):
     info: reactive[SessionInfo | None] = reactive(None)
     step = reactive(0)
     title_hint = reactive("")
-    failed = reactive(False)  # the session did not open
+    failure: reactive[str | None] = reactive(None)  # why the session did not open
 
     def render(self) -> Text:
         info = self.info
         if info is None:
-            state = "not opened" if self.failed else "loading…"
+            state = "loading…" if self.failure is None else "not opened"
             return Text.assemble((" nnio-tui ", "bold"), f" {self.title_hint}  {state}")
         # (text, priority): the lowest priority goes first when the line is too long. The
         # tokenizer goes before the device: the bars' title already gives the vocab size,
