@@ -283,7 +283,7 @@ class Session:
         """A random start such that the window and its label fit in the corpus."""
         if not 1 <= length < self.n_tokens:
             raise ConfigError(
-                f"a window of {length} tokens needs 1 to {self.n_tokens - 1} tokens of context")
+                f"a window holds 1 to {self.n_tokens - 1:,} tokens of context, not {length:,}")
         return int(self._window_rng.integers(0, self.n_tokens - length))
 
     # -- updates -------------------------------------------------------------

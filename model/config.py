@@ -94,6 +94,10 @@ def build_config(
         else:
             known = ", ".join(sorted(gpt_names | train_names))
             raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+    if "learning_rate" in train_changes and "min_lr" not in train_changes:
+        # a new peak keeps the preset's schedule shape: the decay ends at the same fraction of it
+        peak = train_changes["learning_rate"]
+        train_changes["min_lr"] = peak * train.min_lr / train.learning_rate
     gpt = dataclasses.replace(gpt, **gpt_changes)
     train = dataclasses.replace(train, **train_changes)
     validate(gpt, train)

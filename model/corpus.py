@@ -344,14 +344,16 @@ def _open(source: str | Path | None, spool: Path | None, enc, encoding: str,
         ids, meta = hit  # the files were not read: their warnings come from the cache
         warnings = renamed_warnings(meta, files)
     else:
-        empty = f"corpus {label if label != '-' else 'on stdin'} is empty: it needs text"
+        # messages name the path as the user typed it; the label is resolved for checkpoints
+        shown = label if source is None else "on stdin" if label == "-" else str(source)
+        empty = f"corpus {shown} is empty: it needs text"
 
         def unchanged() -> bool:  # stdin's copy is ours: it cannot change
             return files is None or fingerprint(files, encoding) == stamp
         ids, meta = _tokenize_into_cache(documents, enc, cache, key, documents.total(),
                                          on_progress, warnings, empty, unchanged)
         if "changed" in meta:
-            warnings.append(f"{label} changed while it was read, so its tokens may mix old and"
+            warnings.append(f"{shown} changed while it was read, so its tokens may mix old and"
                             " new text: open it again once it is written")
     if (fingerprint_path is not None and cache is not None and "cache_error" not in meta
             and "changed" not in meta):

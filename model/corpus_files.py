@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -159,7 +160,10 @@ def spool_stdin(folders: list[Path], source: BinaryIO) -> Path:
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=".stdin-", suffix=".txt", dir=folder)
+            _remove_abandoned_spools(folder)
+            # the pid in the name tells a later run whether this copy's owner is gone
+            fd, name = tempfile.mkstemp(prefix=f".stdin-{os.getpid()}-", suffix=".txt",
+                                        dir=folder)
         except OSError as err:
             errors.append(err)
             continue
@@ -179,6 +183,28 @@ def spool_stdin(folders: list[Path], source: BinaryIO) -> Path:
     why = errors[-1].strerror if errors else "no folder to keep it in"
     raise CorpusError(f"cannot keep the text from stdin ({why}): save it to a file and name"
                       " that instead")
+
+
+# a copy this old whose process is gone was left by a kill; younger ones may belong to a
+# process of another pid namespace (a container) that shares the folder
+ABANDONED_SPOOL_S = 600
+
+
+def _remove_abandoned_spools(folder: Path) -> None:
+    """Delete stdin copies left behind by a process that was killed before its cleanup."""
+    if os.name != "posix":  # elsewhere os.kill(pid, 0) would end the process, not ask
+        return
+    for path in folder.glob(".stdin-*-*.txt"):
+        pid = path.name.split("-")[1]
+        try:
+            if (not pid.isdigit() or not 0 < int(pid) < 2**31
+                    or time.time() - path.stat().st_mtime < ABANDONED_SPOOL_S):
+                continue
+            os.kill(int(pid), 0)  # signal 0 only asks whether the process exists
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except OSError:  # another user's process, or the file went: leave it
+            continue
 
 
 class JsonLines(Stream):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.errors import CorpusError
+from model.errors import CorpusError, count
 
 
 class Windows:
@@ -26,7 +26,8 @@ class Windows:
         self.block_size = block_size
         if split < block_size + 1:
             raise CorpusError(
-                f"the training split has {split} tokens but a window needs {block_size + 1}; "
+                f"the training split has {count(split, 'token')} but a window needs"
+                f" {block_size + 1}; "
                 "use a longer corpus or a smaller --block-size")
         self.seed = seed
         self.rng = np.random.default_rng(seed)

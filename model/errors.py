@@ -1,6 +1,11 @@
 """User-facing errors: each carries one line that says what is wrong and what to do."""
 
 
+def count(n: int, noun: str) -> str:
+    """'1 token', '2 tokens': a count and its noun, plural unless the count is one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 class NnioError(Exception):
     """Base class; str(error) is the one-line message shown to the user."""
 

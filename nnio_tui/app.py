@@ -168,7 +168,7 @@ class NnioApp(App[int]):
                     yield ContextWindow(id="context").data_bind(
                         NnioApp.window_chunks, NnioApp.block_size, NnioApp.nudge, NnioApp.sampled
                     )
-                    yield LossChart(id="loss").data_bind(NnioApp.training)
+                    yield LossChart(id="loss").data_bind(NnioApp.training, NnioApp.running)
                 yield NextTokenBars(id="bars").data_bind(
                     NnioApp.probe, NnioApp.before, NnioApp.sampled, stale=NnioApp.probe_stale,
                     since=NnioApp.before_since
@@ -507,6 +507,7 @@ class NnioApp(App[int]):
                 self.exit(2, return_code=2, message=Text(f"nnio-tui: error: {self.open_failure}"))
             return
         self.notify("stopping…", timeout=10)
+        self._home.query_one(LossChart).stopping = True
         self._ensure_worker()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

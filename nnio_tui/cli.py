@@ -105,7 +105,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-embd", type=_positive(int),
                         help="width of each token's vector (a multiple of --n-head)")
     parser.add_argument("--batch-size", type=_positive(int), help="windows per training step")
-    parser.add_argument("--lr", type=_positive(float), help="peak learning rate")
+    parser.add_argument("--lr", type=_positive(float),
+                        help="peak learning rate; training decays to a tenth of it")
 
 
 def overrides_from(args: argparse.Namespace) -> dict:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from model.errors import count
 from nnio_tui.percent import pct
 
 # Two alternating chunk colours that stay distinct on 16-colour terminals too.
@@ -35,9 +36,12 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _count(n: int, noun: str) -> str:
-    """'1 token', '2 tokens': a count and its noun, plural unless the count is one."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+def _home_as_tilde(path: Path) -> str:
+    """A path under the home folder written from ~, as shells print it: shorter to read."""
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except (ValueError, RuntimeError):  # elsewhere, or no home to speak of
+        return str(path)
 
 
 def _warn(lines) -> None:
@@ -95,8 +99,8 @@ def tokenize(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     per = source.n_chars / source.n_tokens if source.n_tokens else 0.0
-    _err().print(f"{_count(source.n_tokens, 'token')}  {_count(source.n_chars, 'character')}  "
-                 f"{_count(source.n_bytes, 'byte')}  {per:.2f} characters per token"
+    _err().print(f"{count(source.n_tokens, 'token')}  {count(source.n_chars, 'character')}  "
+                 f"{count(source.n_bytes, 'byte')}  {per:.2f} characters per token"
                  f"  ({source.encoding})")
     return 0
 
@@ -172,9 +176,11 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
         beside = (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
         free = next(p for p in beside if not p.exists())
         args.checkpoint = str(free)
-        say(f"not resuming {path} ({error}); this run saves to {free}")
+        say(f"not resuming {_home_as_tilde(path)} ({error}); this run saves to"
+            f" {_home_as_tilde(free)}")
         return None
-    say(f"resumed {path} at step {session.step_count:,} (--checkpoint FILE starts another run)")
+    say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
+        " (--checkpoint FILE starts another run)")
     return session
 
 
@@ -188,7 +194,7 @@ def train(args: argparse.Namespace) -> int:
         session = open_for_training(args, bar, lambda line: err.print(f"nnio-tui: {line}"))
     _warn(session.warnings)
     info = session.info()
-    err.print(f"{info.corpus_name}: {_count(info.n_tokens, 'token')}, {info.encoding} "
+    err.print(f"{info.corpus_name}: {count(info.n_tokens, 'token')}, {info.encoding} "
               f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, "
               f"{info.device} {info.precision}")
     stop = _StopFlag()
@@ -271,7 +277,7 @@ def predict(args: argparse.Namespace) -> int:
 def _context_used(used: int, given: int) -> str:
     """'725 tokens', or 'the last 64 of 725 tokens' when the model's block size cut them."""
     if used == given:
-        return _count(given, "token")
+        return count(given, "token")
     return f"the last {used:,} of {given:,} tokens"
 
 

@@ -263,7 +263,11 @@ async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path,
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await hold_a_step(pilot, fake)
+        chart = app.query_one(LossChart)
+        assert "running ▶" in border_row(chart, -1)
         await pilot.press("q")
+        await pilot.pause()
+        assert "stopping ■" in border_row(chart, -1)  # not "running" while it waits for the step
         for _ in range(3):  # a signal always waits for the save: it never forces
             os.kill(os.getpid(), signal.SIGTERM)
             await pilot.pause()
@@ -449,6 +453,23 @@ async def test_page_keys_scroll_the_token_view(tmp_path):
         await pilot.press("pageup")
         await pilot.pause()
         assert view.top == first
+
+
+async def test_page_down_stops_at_the_page_that_ends_the_corpus(tmp_path):
+    app = NnioApp(session=FakeSession(n_tokens=1_500, checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.query_one(TokenChunks)
+        rows = view.size.height // view._rows_per_line
+        for _ in range(40):  # far more pages than the corpus has
+            await pilot.press("pagedown")
+        await pilot.pause()
+        assert view._lines[-1][-1].index == 1_499  # the last token shows...
+        assert len(view._lines) == rows  # ...at the foot of a full page, not atop a short one
+        bottom = view.top
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert view.top == bottom
 
 
 async def test_a_resumed_run_shows_its_loss_curves(tmp_path):

@@ -20,6 +20,19 @@ def test_a_second_run_resumes_the_first(capsys):
     assert saved.step_count == 3
 
 
+def test_the_resumed_run_is_named_from_the_home_folder(capsys, monkeypatch, tmp_path):
+    import os
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    argv = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    path = default_checkpoint_path("sample_data", "tiny")
+    shown = os.path.join("~", path.relative_to(tmp_path))
+    assert f"nnio-tui: resumed {shown} at step 1 " in capsys.readouterr().err
+
+
 def test_other_settings_start_a_new_run_beside_the_saved_one(capsys):
     path = default_checkpoint_path("sample_data", "tiny")
     assert cli.main(["train", "--preset", "tiny", "--steps", "2", "--device", "cpu"]) == 0

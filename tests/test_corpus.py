@@ -358,6 +358,14 @@ def test_jsonl_streams_its_records_as_the_whole_list_would_give_them(tmp_path):
     assert c.warnings == (f"{path}: skipped 1 of 3000 lines without valid JSON text",)
 
 
+def test_empty_file_is_named_as_typed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "e.txt", " \n")
+    with pytest.raises(CorpusError) as err:
+        open_corpus("e.txt", ENC)
+    assert str(err.value) == "corpus e.txt is empty: it needs text"
+
+
 def test_jsonl_of_blank_texts_is_empty(tmp_path):
     path = _write(tmp_path / "d.jsonl", "\n".join(json.dumps({"text": t}) for t in ["", " \n"]))
     with pytest.raises(CorpusError, match="is empty: it needs text"):
@@ -441,6 +449,27 @@ def test_stdin_is_read_a_block_at_a_time_then_cached_and_its_copy_deleted(monkey
     second = open_corpus("-", ENC)  # the same text again: its cached ids
     assert isinstance(second.ids, np.memmap) and second.ids.tolist() == first.ids.tolist()
     assert _spools(cache) == []
+
+
+def test_a_stdin_copy_left_by_a_killed_run_is_removed_by_the_next(monkeypatch):
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a pid whose process has ended
+    dead.wait()
+    cache = token_cache.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    old = time.time() - corpus_files.ABANDONED_SPOOL_S - 60
+    left = {name: cache / name for name in (
+        f".stdin-{dead.pid}-abandoned.txt", f".stdin-{dead.pid}-young.txt",
+        f".stdin-{os.getpid()}-alive.txt", ".stdin-notapid.txt")}
+    for name, path in left.items():
+        path.write_text("x")
+        if "young" not in name:
+            os.utime(path, (old, old))
+    _pipe_stdin(monkeypatch, b"one two three")
+    open_corpus("-", ENC)
+    assert sorted(p.name for p in _spools(cache)) == sorted(
+        name for name in left if "abandoned" not in name)
 
 
 def test_stdin_that_is_binary_empty_or_broken_utf8_is_said_to_be(monkeypatch):

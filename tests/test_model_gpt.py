@@ -98,6 +98,16 @@ def test_overrides_apply_to_both_configs():
     assert (train.batch_size, train.learning_rate) == (3, 1e-3)
 
 
+def test_a_new_peak_lr_keeps_the_presets_decay_ratio():
+    _, preset = build_config("cpu", 500)
+    _, low = build_config("cpu", 500, {"learning_rate": "1e-5"})  # below the preset's floor
+    assert low.min_lr == pytest.approx(1e-5 * preset.min_lr / preset.learning_rate)
+    _, both = build_config("cpu", 500, {"learning_rate": 1e-2, "min_lr": 5e-3})
+    assert both.min_lr == 5e-3
+    with pytest.raises(ConfigError, match="must not exceed"):
+        build_config("cpu", 500, {"learning_rate": 1e-3, "min_lr": 1e-2})
+
+
 @pytest.mark.parametrize("overrides", [
     {"block_size": 0}, {"block_size": 8193}, {"batch_size": 0}, {"learning_rate": -1.0},
     {"learning_rate": float("nan")}, {"n_embd": 100, "n_head": 3}, {"n_layer": 0},

@@ -55,6 +55,10 @@ class LossChart(Widget):
     # its subtitle when it had not changed) drew the whole panel anew every step: 1.5 ms of
     # a step's frame on a Zen 3 (bench/README.md, note 6).
     training: reactive[TrainingSnapshot | None] = reactive(None, repaint=False)
+    # the app's, which turns on when the worker starts the run, before its first step ends
+    running: reactive[bool] = reactive(False, repaint=False)
+    # set once q was pressed: a run still stepping is stopping, not running on
+    stopping: reactive[bool] = reactive(False, repaint=False)
 
     def compose(self) -> ComposeResult:
         yield _NumbersLine(id="loss-numbers")
@@ -82,10 +86,22 @@ class LossChart(Widget):
             _fmt(snapshot.tokens_per_s, ",.0f"), (" tok/s", "dim"),
             ("  lr ", "dim"), _fmt(snapshot.lr, ".1e"),
         )
-        state = "running ▶" if snapshot.running else "paused ⏸"
-        set_border_subtitle(self, f"unsaved · {state}" if snapshot.dirty else state)
+        self._show_state(snapshot)
         self.query_one("#train-loss", Sparkline).data = _curve(snapshot.losses)
         self.query_one("#val-loss", Sparkline).data = _curve(snapshot.val_losses)
+
+    def watch_running(self) -> None:
+        if self.training is not None and self.is_mounted:
+            self._show_state(self.training)
+
+    watch_stopping = watch_running
+
+    def _show_state(self, snapshot: TrainingSnapshot) -> None:
+        if self.running:
+            state = "stopping ■" if self.stopping else "running ▶"
+        else:
+            state = "paused ⏸"
+        set_border_subtitle(self, f"unsaved · {state}" if snapshot.dirty else state)
 
 
 def _curve(values: tuple[float, ...]) -> tuple[float, ...]:

@@ -224,7 +224,11 @@ class TokenChunks(StyleCache, Widget):
         if not self._lines:
             return
         if delta > 0 and len(self._lines) > 1:
-            self.top = self._lines[min(delta, len(self._lines) - 1)][0].index
+            # no further than the page that ends with the corpus, as pagers stop
+            n_lines = max(1, self.size.height // self._rows_per_line)
+            last_page = self._line_start_before(self.corpus.n_tokens, n_lines)
+            moved = self._lines[min(delta, len(self._lines) - 1)][0].index
+            self.top = max(self.top, min(moved, last_page))
         elif delta < 0:
             self.top = self._line_start_before(self.top, -delta)
         self._relayout(follow=False)
