@@ -3,12 +3,15 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 
 from model.api import CheckpointError, Session
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -179,17 +182,27 @@ def test_shape_mismatch_names_the_weight(trained, tmp_path):
         Session.load(path)
 
 
-def test_unwritable_folder_is_a_checkpoint_error(trained, tmp_path):
+# Session.save in a process that cannot ignore permissions (root can): it prints the error
+SAVE_INTO = """import sys
+from model.api import CheckpointError, Session
+session = Session.open(None, preset="tiny", device="cpu")
+try:
+    session.save(sys.argv[1])
+except CheckpointError as error:
+    print(error)
+"""
+
+
+def test_unwritable_folder_is_a_checkpoint_error(tmp_path, unprivileged):
     folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as root: permissions are not enforced")
-        with pytest.raises(CheckpointError, match="cannot write"):
-            trained.save(folder / "x.safetensors")
-    finally:
-        folder.chmod(0o700)
+    folder.mkdir(mode=0o500)
+    target = folder / "x.safetensors"
+    result = subprocess.run([*unprivileged, sys.executable, "-c", SAVE_INTO, str(target)],
+                            capture_output=True, text=True, timeout=120, check=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == (f"cannot write {target}: permission denied; save"
+                                     " somewhere else (--checkpoint PATH)")
+    assert list(folder.iterdir()) == []
 
 
 def test_loss_curves_survive_a_save_and_load(tmp_path):

@@ -219,25 +219,17 @@ def test_a_malicious_pickle_never_runs(tmp_path, command, monkeypatch):
     assert not (tmp_path / "pwned.txt").exists()
 
 
-def _as_unprivileged(*argv: str) -> subprocess.CompletedProcess:
-    """Run the command as root without the power to ignore file permissions."""
-    setpriv = "/usr/bin/setpriv"
-    if os.geteuid() != 0:
-        prefix = []
-    elif os.path.exists(setpriv):
-        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-    else:
-        pytest.skip("running as root without setpriv: permissions cannot be enforced")
+def _nnio_tui(prefix: list[str], *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, sys.executable, "-m", "nnio_tui", *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("command", [["train", "--steps", "1"], ["--context", "4"]])
-def test_no_write_permission_is_refused_before_training(tmp_path, command):
+def test_no_write_permission_is_refused_before_training(tmp_path, command, unprivileged):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     target = locked / "run.safetensors"
-    result = _as_unprivileged(*command, "--preset", "tiny", "--checkpoint", str(target))
+    result = _nnio_tui(unprivileged, *command, "--preset", "tiny", "--checkpoint", str(target))
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (f"nnio-tui: error: cannot write {target}: permission "
                                      "denied; save somewhere else (--checkpoint PATH)")
@@ -245,9 +237,9 @@ def test_no_write_permission_is_refused_before_training(tmp_path, command):
 
 
 @pytest.mark.parametrize("command", [["predict", "--text", "hi"], ["train", "--steps", "1"]])
-def test_a_checkpoint_without_read_permission_gives_one_line(saved, command):
+def test_a_checkpoint_without_read_permission_gives_one_line(saved, command, unprivileged):
     saved.chmod(0o200)
-    result = _as_unprivileged(*command, "--device", "cpu", "--checkpoint", str(saved))
+    result = _nnio_tui(unprivileged, *command, "--device", "cpu", "--checkpoint", str(saved))
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == f"nnio-tui: error: cannot read {saved}: permission denied"
 
