@@ -428,17 +428,19 @@ class Session:
 
         Probabilities reported are the model's own (temperature 1, no filtering); top lists
         the most likely of the candidates that temperature, top_k and top_p left in play.
+        Ids that are no token (cl100k_base has 16) are shown by probes but never drawn.
         """
         import torch
 
         from model.sample import check_sampling, draw, next_token_probs, sampling_probs
+        from model.vocab import unused_ids
 
         check_sampling(temperature, top_k, top_p)
         context = self._check_ids(list(context_ids)[-self.block_size:] or [self._enc.eot_token])
         with self._out_of_memory("sampling"):
             probs = next_token_probs(self._trainer.model, context, self._device)  # (V,)
         _check_finite(probs)
-        in_play = sampling_probs(probs, temperature, top_k, top_p)  # (V,)
+        in_play = sampling_probs(probs, temperature, top_k, top_p, unused_ids(self._enc))  # (V,)
         token = draw(in_play, seed)
         shown = torch.where(in_play > 0, probs, torch.full_like(probs, -1.0))
         top = torch.topk(shown, min(k_shown, int((in_play > 0).sum().item())))
@@ -484,8 +486,10 @@ class Session:
         return self._enc.encode(text, allowed_special="all")
 
     def decode(self, ids: list[int]) -> str:
-        """Text of ids; bytes that do not form UTF-8 become U+FFFD."""
-        return self._enc.decode(list(ids), errors="replace")
+        """Text of ids; bytes that do not form UTF-8 become U+FFFD, unused ids "<unused>"."""
+        from model.vocab import decode_text
+
+        return decode_text(self._enc, list(ids))
 
     # -- files ---------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:

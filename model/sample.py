@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +85,8 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
 
 
 def sampling_probs(
-    probs: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None
+    probs: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None,
+    excluded: Sequence[int] = (),
 ) -> torch.Tensor:
     """The distribution a token is actually drawn from after temperature, top-k and top-p.
 
@@ -93,16 +95,19 @@ def sampling_probs(
         temperature: 0 means greedy (all mass on the most likely id).
         top_k: keep only the k most likely ids, or None.
         top_p: keep the smallest set of ids whose mass reaches top_p, or None.
+        excluded: ids never drawn (ids that are no token), before top-k and top-p count.
 
     Returns:
         (V,) probabilities summing to 1.
     """
     check_sampling(temperature, top_k, top_p)
+    excluded = torch.tensor(list(excluded), dtype=torch.long)
     if temperature == 0:
         out = torch.zeros_like(probs)
-        out[torch.argmax(probs)] = 1.0
+        out[torch.argmax(probs.index_fill(0, excluded, -1.0))] = 1.0
         return out
     logits = torch.log(probs.double().clamp_min(1e-300)) / temperature  # (V,)
+    logits.index_fill_(0, excluded, -math.inf)
     if top_k is not None and top_k < logits.numel():
         kth = torch.topk(logits, top_k).values[-1]
         logits[logits < kth] = -math.inf

@@ -17,6 +17,8 @@ from model.errors import EncodingError
 from model.records import Chunk
 
 EOT_TEXT = "<|endoftext|>"
+# Shown for an id below n_vocab that names no bytes (cl100k_base leaves 16 such gaps).
+UNUSED_TEXT = "<unused>"
 KNOWN_ENCODINGS = ("cl100k_base", "o200k_base", "p50k_base", "r50k_base", "gpt2")
 # gpt2 and r50k_base share ranks and pattern; tiktoken ships gpt2 in an older file format.
 _SPEC_OF = {"gpt2": "r50k_base"}
@@ -169,10 +171,43 @@ def display_text(token_bytes: bytes) -> tuple[str, bool]:
     return "".join(_VISIBLE.get(c, c if c.isprintable() else f"<0x{ord(c):02X}>") for c in text), partial
 
 
+@lru_cache(maxsize=8)
+def unused_ids(enc: tiktoken.Encoding) -> tuple[int, ...]:
+    """Ids below n_vocab that are no token: the network has outputs for them, text has none.
+
+    cl100k_base has 16 (100256 and 100261..100275), between its ranks and special tokens.
+    """
+    unused = []
+    for token_id in range(enc.n_vocab):  # ~50 ms for cl100k_base, once per encoding
+        try:
+            enc.decode_single_token_bytes(token_id)
+        except KeyError:
+            unused.append(token_id)
+    return tuple(unused)
+
+
 def chunk_for(enc: tiktoken.Encoding, token_id: int) -> Chunk:
-    """The display chunk of one token id."""
-    text, partial = display_text(enc.decode_single_token_bytes(token_id))
+    """The display chunk of one token id; an unused id shows as UNUSED_TEXT."""
+    try:
+        token_bytes = enc.decode_single_token_bytes(token_id)
+    except KeyError:  # an untrained network ranks unused ids as high as any other
+        return Chunk(token_id=token_id, text=UNUSED_TEXT)
+    text, partial = display_text(token_bytes)
     return Chunk(token_id=token_id, text=text, is_partial_bytes=partial)
+
+
+def decode_text(enc: tiktoken.Encoding, ids: list[int]) -> str:
+    """Text of ids, bytes that are not UTF-8 as U+FFFD, and each unused id as UNUSED_TEXT."""
+    unused = set(unused_ids(enc))
+    parts, run = [], []
+    for token_id in ids:
+        if token_id in unused:
+            parts += [enc.decode(run, errors="replace"), UNUSED_TEXT]
+            run = []
+        else:
+            run.append(token_id)
+    parts.append(enc.decode(run, errors="replace"))
+    return "".join(parts)
 
 
 def chunks_for(enc: tiktoken.Encoding, ids: list[int]) -> list[Chunk]:

@@ -52,6 +52,31 @@ def test_sampling_is_seeded_and_greedy_at_zero(fresh):
     assert len(fresh.generate(ids, 3, seed=1)) == 3
 
 
+UNUSED = 100_262  # an id of cl100k_base that names no bytes
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"temperature": 0}, {"temperature": 50.0},
+                                    {"top_k": 3}, {"top_p": 0.9}])
+def test_an_id_that_is_no_token_is_shown_but_never_drawn(fresh, monkeypatch, kwargs):
+    import torch
+
+    import model.sample
+
+    def peaked_on_unused(model, context, device):  # an untrained net may rank it first
+        probs = torch.full((V,), 0.1 / (V - 1))
+        probs[UNUSED] = 0.9
+        return probs
+
+    monkeypatch.setattr(model.sample, "next_token_probs", peaked_on_unused)
+    probe = fresh.probe_ids([1, 2, 3], UNUSED, k=3)
+    assert (probe.top[0].token_id, probe.top[0].text) == (UNUSED, "<unused>")
+    assert probe.label.text == "<unused>"
+    picks = fresh.generate([1, 2, 3], 5, seed=3, **kwargs)
+    assert all(p.token.token_id < 100_256 for p in picks)
+    assert all(t.token_id != UNUSED for p in picks for t in p.top)
+    assert "<unused>" not in fresh.decode([p.token.token_id for p in picks])
+
+
 @pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0.0}])
 def test_bad_sampling_settings(fresh, kwargs):
     with pytest.raises(ConfigError):

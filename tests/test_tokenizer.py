@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.errors import EncodingError
-from model.vocab import _spec, chunks_for, display_text, load_encoding
+from model.vocab import (
+    UNUSED_TEXT,
+    _spec,
+    chunk_for,
+    chunks_for,
+    decode_text,
+    display_text,
+    load_encoding,
+    unused_ids,
+)
 
 SAMPLES = {
     "english": "The road follows the river to the old bridge, and the town begins.",
@@ -93,6 +102,17 @@ def test_partial_utf8_shows_bytes_never_a_replacement_character():
     chunks = chunks_for(enc, enc.encode_ordinary(SAMPLES["emoji"] + SAMPLES["korean"]))
     assert not any("\ufffd" in c.text for c in chunks)
     assert any(c.is_partial_bytes for c in chunks)
+
+
+def test_ids_that_are_no_token_show_as_unused_instead_of_failing():
+    enc = load_encoding()
+    # cl100k_base's gaps: after its last rank, and between <|fim_suffix|> and <|endofprompt|>
+    assert unused_ids(enc) == (100_256, *range(100_261, 100_276))
+    assert chunk_for(enc, 100_262).text == UNUSED_TEXT
+    assert chunk_for(enc, enc.eot_token).text == "<|endoftext|>"
+    hello = enc.encode_ordinary("hello")
+    assert decode_text(enc, [*hello, 100_262, *hello]) == "hello" + UNUSED_TEXT + "hello"
+    assert decode_text(enc, hello) == "hello"
 
 
 _SHOWN_AS = {"·": " ", "⇥": "\t", "⏎": "\n", "␍": "\r"}
