@@ -474,10 +474,16 @@ class Session:
         seed: int | None = None,
     ) -> Iterator[Sampled]:
         """generate, one token at a time: each is yielded as soon as it is drawn."""
+        import numpy as np
+
         ids = list(context_ids)
         for i in range(max_tokens):
+            # One seed per token, drawn from (seed, i): seed + i would make seeds 1 and 2
+            # draw the same text shifted by one token.
+            token_seed = (None if seed is None
+                          else int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
             pick = self.sample(ids, temperature=temperature, top_k=top_k, top_p=top_p,
-                               seed=None if seed is None else seed + i)
+                               seed=token_seed)
             ids.append(pick.token.token_id)
             yield pick
 

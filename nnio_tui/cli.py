@@ -181,7 +181,8 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--top-k", type=_positive(int), help="draw only from the K likeliest")
         p.add_argument("--top-p", type=_fraction,
                        help="draw only from the likeliest tokens whose probabilities add up to P")
-        p.add_argument("--seed", type=_seed, default=0, help="the same seed draws the same tokens")
+        p.add_argument("--seed", type=_seed,
+                       help="the same seed draws the same tokens (default: new ones each run)")
         p.add_argument("--json", action="store_true", help="print one JSON object instead")
         _device_flag(p)
     return p

@@ -120,3 +120,20 @@ def test_sample_shows_each_token_before_choosing_the_next(tiny_checkpoint, capsy
     picks = session.generate(session.encode("Once"), 4, seed=7)  # the same draws as before
     shown = [session.decode([p.token.token_id]) for p in picks]
     assert written == ["Once", *shown[:3], shown[3] + "\n"]
+
+
+def _sampled_ids(checkpoint, capsys, *seed) -> list[int]:
+    argv = ["sample", "--checkpoint", str(checkpoint), "--device", "cpu", "--prompt", "Once",
+            "--max-tokens", "8", "--temperature", "3", "--json", *seed]
+    assert cli.main(argv) == 0
+    return json.loads(capsys.readouterr().out)["ids"]
+
+
+def test_sample_draws_new_tokens_each_run_unless_a_seed_is_given(tiny_checkpoint, capsys):
+    assert _sampled_ids(tiny_checkpoint, capsys, "--seed", "1") == \
+        _sampled_ids(tiny_checkpoint, capsys, "--seed", "1")
+    # seeds 1 and 2 are not the same draws shifted by one token
+    one, two = (_sampled_ids(tiny_checkpoint, capsys, "--seed", s) for s in ("1", "2"))
+    assert one[1:] != two[:-1]
+    # 8 draws at temperature 3 over 100,277 ids: two unseeded runs agreeing is no chance
+    assert _sampled_ids(tiny_checkpoint, capsys) != _sampled_ids(tiny_checkpoint, capsys)
