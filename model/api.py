@@ -35,6 +35,7 @@ from model.run_files import (
     check_save_path,
     context_limit,
     default_checkpoint_path,
+    existing_corpus_path,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
@@ -43,7 +44,7 @@ __all__ = [
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
-    "check_device", "default_checkpoint_path", "default_run_path",
+    "check_device", "default_checkpoint_path", "default_run_path", "existing_corpus_path",
 ]
 
 LOSS_HISTORY = 2000  # points of each loss curve kept in memory and in checkpoints

@@ -25,6 +25,7 @@ from model.corpus_files import (
     spool_stdin,
 )
 from model.errors import CorpusError
+from model.run_files import existing_corpus_path
 from model.token_cache import (
     IdsWriter,
     atomic_write,
@@ -115,9 +116,7 @@ def _documents(source: str | Path | None, warnings: list[str], spool: Path | Non
         return corpus_name(None), "<sample>", files, TextFiles(files, warnings)
     if spool is not None:
         return corpus_name("-"), "-", None, StdinText(spool, warnings)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise CorpusError(f"corpus not found: {path} (check the path)")
+    path = existing_corpus_path(source)
     name = corpus_name(source)
     # Saved in checkpoints: absolute, so a resume from another folder finds the same text.
     label = str(path.resolve())

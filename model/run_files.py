@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from model.errors import CheckpointError
+from model.errors import CheckpointError, CorpusError
 
 
 def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
@@ -17,6 +17,14 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
 
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
     return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
+
+
+def existing_corpus_path(source: str | Path) -> Path:
+    """The path a named corpus is read from; CorpusError when nothing is there."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise CorpusError(f"corpus not found: {path} (check the path)")
+    return path
 
 
 def before_reset_path(checkpoint: Path) -> Path:

@@ -353,21 +353,24 @@ def check_shape_flags(args: argparse.Namespace, overrides: dict) -> None:
 
 
 def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
-    """Refuse, before the UI starts, what can be refused quickly: a corpus on stdin, a missing
-    --device, model flags that do not fit together, a --context longer than the block size of
-    the model that will open, and a --checkpoint that cannot be written."""
+    """Refuse, before the UI starts, what can be refused quickly: a corpus on stdin or not
+    there, a missing --device, model flags that do not fit together, a --context longer than
+    the block size of the model that will open, and a --checkpoint that cannot be written."""
     from model.api import (
         ConfigError,
         check_device,
         check_save_path,
         context_limit,
         default_run_path,
+        existing_corpus_path,
     )
 
     if args.corpus == "-":
         # The app reads its keys from the terminal; the child that trains has no stdin.
         raise ConfigError("the app cannot read its corpus from stdin: save the text to a file"
                           " and name it (nnio-tui train - and tokenize - read stdin)")
+    if args.corpus is not None:
+        existing_corpus_path(args.corpus)
     check_device(args.device)
     check_shape_flags(args, overrides)
     if args.checkpoint is not None:
@@ -385,9 +388,15 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
 
 def app(args: argparse.Namespace, overrides: dict) -> int:
     """Open the full-screen app; the model loads in a worker so the first frame comes first."""
-    from nnio_tui.app import NnioApp
+    from model.api import ConfigError
 
     check_app_flags(args, overrides)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would draw into a pipe and wait for keys that never come.
+        raise ConfigError("the app needs a terminal for its screen and keys; in a script or"
+                          " a pipe use nnio-tui train, predict or sample")
+    from nnio_tui.app import NnioApp
+
     title = args.corpus or "sample_data"
     nnio = NnioApp(open_session=session_opener(args, lambda *a, **kw: nnio.notify(*a, **kw)),
                    context=args.context, title_hint=title)

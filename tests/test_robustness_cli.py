@@ -215,6 +215,18 @@ def test_app_context_above_block_size_exits_before_the_ui(argv, message):
     assert one_line(run(*argv)).startswith(f"nnio-tui: error: {message}")
 
 
+def test_app_with_a_missing_corpus_exits_before_the_ui(tmp_path, capsys):
+    missing = tmp_path / "missing.txt"
+    assert fails([str(missing)], capsys) == (
+        f"nnio-tui: error: corpus not found: {missing} (check the path)")
+
+
+def test_app_without_a_terminal_says_so_instead_of_drawing_into_a_pipe():
+    assert one_line(run("--preset", "tiny")) == (
+        "nnio-tui: error: the app needs a terminal for its screen and keys; in a script or"
+        " a pipe use nnio-tui train, predict or sample")
+
+
 def test_app_context_checked_against_a_resumed_checkpoint(tmp_path, capsys):
     from model.api import Session
 
