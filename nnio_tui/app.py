@@ -458,6 +458,17 @@ class NnioApp(App[int]):
         self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]
                                     + HELP_EXTRAS))
 
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save an SVG of the screen to Downloads, or where there is none (most servers
+        reached over SSH), to the current folder; Textual's default fails there."""
+        if path is None:
+            from platformdirs import user_downloads_path
+
+            downloads = user_downloads_path()
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        return super().deliver_screenshot(filename, path, time_format)
+
     async def action_quit(self) -> None:
         """Stop after the current step, save if dirty, then exit; pressed twice more, exit now.
 

@@ -429,6 +429,25 @@ async def test_commands_are_in_the_palette(tmp_path):
         assert app.window_start == 1
 
 
+async def test_a_screenshot_without_a_downloads_folder_goes_to_the_current_one(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a server's home: no Downloads
+    monkeypatch.delenv("XDG_DOWNLOAD_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        {c.title: c for c in app.get_system_commands(app.screen)}["Screenshot"].callback()
+        for _ in range(50):  # the file is written by a thread of Textual's
+            if list(tmp_path.glob("*.svg")):
+                break
+            await asyncio.sleep(0.1)
+        await pilot.pause()
+        saved = list(tmp_path.glob("*.svg"))
+        assert len(saved) == 1 and "<svg" in saved[0].read_text()
+        assert any(str(saved[0]) in n.message for n in app._notifications)
+
+
 async def test_token_view_reads_only_what_it_shows(tmp_path):
     fake = FakeSession(n_tokens=25_000_000, checkpoint_dir=tmp_path)
     app = NnioApp(session=fake)
