@@ -349,7 +349,11 @@ class TrainingBridge:
                 self._eval_due = False
                 self._post(SessionReset(session.info()))
                 self._post(TrainingProgress(self._snapshot()))
+                with self._state:  # the bars compare with the fresh weights, not the old ones
+                    self._shown = self._baseline = None
                 self._probe_and_post(before=None)
+                with self._state:
+                    self._baseline_since = "the reset"
 
     def _train_once(self) -> None:
         assert self._session is not None

@@ -13,12 +13,13 @@ from nnio_tui.messages import (
     CommandFailed,
     ProbeReady,
     SessionOpened,
+    SessionReset,
     TrainingProgress,
     TrainingStopped,
     WindowChosen,
 )
 from nnio_tui.training import TrainingBridge
-from nnio_tui.training_commands import Look, NewWindow, Step
+from nnio_tui.training_commands import Look, NewWindow, Reset, Step
 from tests.fakes import FakeSession
 
 
@@ -136,6 +137,26 @@ def test_pausing_validates_a_due_step_before_the_last_snapshot():
     # one validation per step, into the curve, the last one included though the loop had
     # left it for later
     assert last.step == steps and len(last.val_losses) == steps
+
+
+def test_a_reset_while_training_compares_the_bars_with_the_fresh_weights():
+    fake = FakeSession()
+    posted: list = []
+    bridge = TrainingBridge(posted.append, session=fake)
+    with serving(bridge):
+        assert bridge.wait_idle(30)
+        bridge.resume()
+        assert wait_for(lambda: fake.info().step >= 3)
+        bridge.send(Reset())
+        assert wait_for(lambda: any(isinstance(m, SessionReset) for m in posted))
+        assert wait_for(lambda: fake.info().step >= 3)  # trained on from the reset
+        bridge.pause()
+        assert bridge.wait_idle(30)
+    reset_at = next(i for i, m in enumerate(posted) if isinstance(m, SessionReset))
+    old = {id(m.probe) for m in posted[:reset_at] if isinstance(m, ProbeReady)}
+    after = [m for m in posted[reset_at:] if isinstance(m, ProbeReady)]
+    assert after and all(m.before is None or id(m.before) not in old for m in after)
+    assert [m.since for m in after if m.before is not None][-1] == "the reset"
 
 
 def test_quitting_while_the_session_opens_ends_the_open():
