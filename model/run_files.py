@@ -52,14 +52,34 @@ def looks_like_pickle(path: Path) -> bool:
     return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
-def check_expected(path: Path, expect: dict, saved: dict) -> None:
-    """Name the first setting the user asked for that the checkpoint was not saved with."""
+def first_mismatch(expect: dict, saved: dict) -> str | None:
+    """The first setting the user asked for that a checkpoint was not saved with, as
+    "block_size 64, not 32", or None when they all agree."""
     for name, wanted in expect.items():
         if name in saved and saved[name] != wanted:
-            flag = "--" + name.replace("_", "-").replace("learning-rate", "lr")
-            raise CheckpointError(
-                f"{path} was saved with {name} {saved[name]}, not {wanted}: drop {flag} to resume"
-                " it, or give a new --checkpoint path")
+            return f"{name} {saved[name]}, not {wanted}"
+    return None
+
+
+def check_expected(path: Path, expect: dict, saved: dict) -> None:
+    """Name the first setting the user asked for that the checkpoint was not saved with."""
+    mismatch = first_mismatch(expect, saved)
+    if mismatch is not None:
+        name = mismatch.split(" ", 1)[0]
+        flag = "--" + name.replace("_", "-").replace("learning-rate", "lr")
+        raise CheckpointError(f"{path} was saved with {mismatch}: drop {flag} to resume it, or"
+                              " give a new --checkpoint path")
+
+
+def saved_settings(path: Path) -> dict | None:
+    """What check_expected compares, from a checkpoint's header alone (no tensors read);
+    None when the header does not say."""
+    meta = peek_metadata(path)
+    try:
+        return {"encoding": meta["encoding"], "preset": meta.get("preset", "custom"),
+                **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def check_save_path(path: str | Path) -> Path:

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -160,28 +161,69 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     """Resume the run at the default path; None when there is none or it cannot be resumed.
 
     A saved run made with other settings (or one that cannot be read) is never overwritten:
-    args.checkpoint is pointed at a free path beside it and the user is told.
+    a run beside it saved with the settings asked for is resumed, or else args.checkpoint is
+    pointed at a free path beside it; the user is told either way.
     """
     from model.api import CheckpointError, Session, default_run_path
+    from model.run_files import first_mismatch, saved_settings
     from nnio_tui.cli import expected_from
 
     path = default_run_path(args.corpus, args.preset or "cpu")
     if not path.is_file() or args.corpus == "-":
         return None
+    expect = expected_from(args)
+
+    def load(at: Path):
+        return Session.load(at, corpus=args.corpus, device=args.device,
+                            on_progress=on_progress, expect=expect, precision=args.precision)
+
     try:
-        session = Session.load(path, corpus=args.corpus, device=args.device,
-                               on_progress=on_progress, expect=expected_from(args),
-                               precision=args.precision)
+        session = load(path)
     except CheckpointError as error:
-        beside = (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
-        free = next(p for p in beside if not p.exists())
+        saved = saved_settings(path)
+        mismatch = None if saved is None else first_mismatch(expect, saved)
+        if mismatch is None:  # unreadable: say why, in its own words
+            why = str(error)
+        else:  # other settings: runs beside it may have been made with these ones
+            why = f"saved with {mismatch}"
+            resumed = _resume_beside(path, expect, load, say, why)
+            if resumed is not None:
+                return resumed
+        free = next(p for p in _beside(path) if not p.exists())
         args.checkpoint = str(free)
-        say(f"not resuming {_home_as_tilde(path)} ({error}); this run saves to"
+        say(f"not resuming {_home_as_tilde(path)} ({why}); this run saves to"
             f" {_home_as_tilde(free)}")
         return None
     say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
         " (--checkpoint FILE starts another run)")
     return session
+
+
+def _beside(path: Path) -> Iterator[Path]:
+    """The paths a run with other settings saves to: NAME-2, NAME-3, ... beside path."""
+    return (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
+
+
+def _resume_beside(path: Path, expect: dict, load, say, why: str):
+    """Resume the first run beside path saved with the settings expected; None if none is."""
+    from model.api import CheckpointError
+    from model.run_files import first_mismatch, saved_settings
+
+    for other in _beside(path):
+        if not other.exists():
+            return None
+        saved = saved_settings(other)  # the header only: no other run's tensors are read
+        if saved is None or first_mismatch(expect, saved) is not None:
+            continue
+        try:
+            session = load(other)  # saves back to other, as a resumed run does
+        except CheckpointError:
+            continue
+        say(f"resumed {_home_as_tilde(other)} at step {session.step_count:,}, the run with"
+            f" these settings ({_home_as_tilde(path)} was {why}; --checkpoint FILE starts"
+            " another run)")
+        return session
+    return None
 
 
 def train(args: argparse.Namespace) -> int:

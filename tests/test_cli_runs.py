@@ -45,6 +45,23 @@ def test_other_settings_start_a_new_run_beside_the_saved_one(capsys):
     assert Session.load(beside, device="cpu").block_size == 8
 
 
+def test_the_same_other_settings_again_resume_the_run_beside_the_saved_one(capsys):
+    path = default_checkpoint_path("sample_data", "tiny")
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    assert cli.main(train) == 0 and cli.main([*train, "--block-size", "8"]) == 0
+    assert cli.main([*train, "--block-size", "12"]) == 0
+    err = capsys.readouterr().err
+    assert "(saved with block_size 16, not 12); this run saves to" in err
+    assert cli.main([*train, "--block-size", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "resumed " in err and "sample_data-tiny-2.safetensors at step 1, the run with these" \
+        " settings" in " ".join(err.split())
+    assert Session.load(path.with_name("sample_data-tiny-2.safetensors"),
+                        device="cpu").step_count == 2
+    assert Session.load(path, device="cpu").step_count == 1
+    assert not path.with_name("sample_data-tiny-4.safetensors").exists()
+
+
 def test_precision_is_a_runtime_choice_not_another_run(capsys):
     # a run trained in bf16 resumes in float32 (and back) instead of starting a run beside it
     path = default_checkpoint_path("sample_data", "tiny")
