@@ -16,7 +16,7 @@ from model.records import Probe, TokenProb
 from nnio_tui import messages
 from nnio_tui.app import HELP_EXTRAS, KEYS, NnioApp
 from nnio_tui.corpus_view import CorpusView
-from nnio_tui.widgets.context_window import ContextWindow, cut_to_width
+from nnio_tui.widgets.context_window import ContextWindow, cut_to_width, wrap_parts
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
 from nnio_tui.widgets.loss_chart import LossChart
@@ -176,6 +176,15 @@ async def test_i_toggles_ids_under_the_tokens(tmp_path):
         assert "82727" in shown(app.query_one(TokenChunks))
         await pilot.press("i")
         assert "82727" not in shown(app.query_one(TokenChunks))
+
+
+def test_the_sample_line_wraps_between_candidates_into_the_rows_it_is_given():
+    parts = [[("sampled x p 9%", None)]] + [[(" ", None), (f"c{i}", None), (" 1%", None)]
+                                            for i in range(6)]
+    text = [["".join(t for t, _ in row) for row in wrap_parts(parts, 20, n)] for n in (1, 2, 9)]
+    assert text[0] == ["sampled x p 9% c0 1…"]
+    assert text[1] == ["sampled x p 9% c0 1%", "c1 1% c2 1% c3 1% c…"]
+    assert text[2] == ["sampled x p 9% c0 1%", "c1 1% c2 1% c3 1%", "c4 1% c5 1%"]
 
 
 async def test_g_samples_a_token_from_the_candidates(tmp_path):

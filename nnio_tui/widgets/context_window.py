@@ -60,6 +60,7 @@ class ContextWindow(SegmentRows, Widget):
         set_border_title(self, f"context: {n} of max {self.block_size}")
 
     def _info_lines(self) -> list[Row]:
+        """The label's row, and the nudge's when there is one."""
         lines: list[Row] = []
         label_style = self.cached_style("context-window--label")
         dim = self.cached_style("context-window--dim")
@@ -71,17 +72,23 @@ class ContextWindow(SegmentRows, Widget):
             before, after = percent_number(self.nudge.before), pct(self.nudge.after)
             lines.append([("p(label) ", None), (f"{before}→", None), (after, BOLD),
                           (" nudged", dim)])
-        if self.sampled is not None:
-            token = self.sampled.token
-            line: Row = [
-                ("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim),
-                (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
-            ]
-            for candidate in self.sampled.top:
-                line += [(" ", None), (candidate.text, BOLD if candidate == token else None),
-                         (f" {pct(candidate.prob)}", dim)]
-            lines.append(line)
         return lines
+
+    def _sampled_parts(self) -> list[Row]:
+        """What the last sample drew and from which candidates, as parts a row may end after."""
+        if self.sampled is None:
+            return []
+        label_style = self.cached_style("context-window--label")
+        dim = self.cached_style("context-window--dim")
+        token = self.sampled.token
+        parts: list[Row] = [[
+            ("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim),
+            (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
+        ]]
+        for candidate in self.sampled.top:
+            parts.append([(" ", None), (candidate.text, BOLD if candidate == token else None),
+                          (f" {pct(candidate.prob)}", dim)])
+        return parts
 
     def _chip_lines(self, width: int, max_lines: int) -> tuple[list[list[tuple[Chunk, int]]], int]:
         """Pack chips from the newest backwards; returns lines and how many were left out."""
@@ -128,8 +135,11 @@ class ContextWindow(SegmentRows, Widget):
             return []
         width, height = self.size.width, self.size.height
         info = self._info_lines()
-        chip_rows = max(2, height - len(info))
+        sampled = self._sampled_parts()
+        chip_rows = max(2, height - len(info) - (1 if sampled else 0))
         lines, left_out = self._chip_lines(width, max(1, chip_rows // 2))
+        # the sample's candidates wrap into the rows the chips leave free
+        info += wrap_parts(sampled, width, max(1, height - 2 * len(lines) - len(info)))
         parity = {0: self.cached_style("context-window--even"),
                   1: self.cached_style("context-window--odd")}
         id_style = self.cached_style("context-window--id")
@@ -154,6 +164,25 @@ class ContextWindow(SegmentRows, Widget):
             out += [chips, ids]
         out += info
         return out
+
+
+def wrap_parts(parts: list[Row], width: int, max_rows: int) -> list[Row]:
+    """Parts packed into rows of width cells, a row ending only between parts; at most
+    max_rows rows, the last one cut with an ellipsis when parts are left over."""
+    rows: list[Row] = []
+    row: Row = []
+    used = 0
+    for i, part in enumerate(parts):
+        if row and used + sum(cell_len(text) for text, _ in part) > width:
+            if len(rows) == max_rows - 1:
+                return [*rows, cut_to_width(row + [seg for p in parts[i:] for seg in p], width)]
+            rows.append(row)
+            row, used = [], 0
+            if part[0][0] == " ":  # a new row starts at the part's text
+                part = part[1:]
+        row = row + part
+        used += sum(cell_len(text) for text, _ in part)
+    return [*rows, row] if row else rows
 
 
 def cut_to_width(line: Row, width: int) -> Row:
