@@ -125,6 +125,7 @@ class NnioApp(App[int]):
     training: reactive[TrainingSnapshot | None] = reactive(None, repaint=False)
     step = reactive(0, repaint=False)
     running = reactive(False, repaint=False)
+    stepping = reactive(False, repaint=False)  # one step (s) under way
 
     def __init__(
         self,
@@ -168,7 +169,8 @@ class NnioApp(App[int]):
                     yield ContextWindow(id="context").data_bind(
                         NnioApp.window_chunks, NnioApp.block_size, NnioApp.nudge, NnioApp.sampled
                     )
-                    yield LossChart(id="loss").data_bind(NnioApp.training, NnioApp.running)
+                    yield LossChart(id="loss").data_bind(NnioApp.training, NnioApp.running,
+                                                          NnioApp.stepping)
                 yield NextTokenBars(id="bars").data_bind(
                     NnioApp.probe, NnioApp.before, NnioApp.sampled, stale=NnioApp.probe_stale,
                     since=NnioApp.before_since
@@ -283,9 +285,13 @@ class NnioApp(App[int]):
         else:
             self.exit(0)
 
+    def on_step_began(self) -> None:
+        self.stepping = True
+
     def on_training_progress(self, message: messages.TrainingProgress) -> None:
         self.training = message.snapshot
         self.step = message.snapshot.step
+        self.stepping = False
 
     def on_training_started(self) -> None:
         self.running = True
@@ -326,6 +332,7 @@ class NnioApp(App[int]):
         self.notify(f"saved checkpoint to {message.path}", markup=False)
 
     def on_command_failed(self, message: messages.CommandFailed) -> None:
+        self.stepping = False
         self.notify(message.error, title=message.title, severity="error", markup=False)
 
     @on(TokenChunks.TokenClicked)

@@ -82,6 +82,11 @@ class SessionClosed(Message):
 
 
 @dataclass
+class StepBegan(Message):
+    """One step (the s key) began; TrainingProgress, or CommandFailed, follows when it ends."""
+
+
+@dataclass
 class TrainingStarted(Message):
     """Continuous training began."""
 

@@ -23,6 +23,7 @@ from nnio_tui.messages import (
     SessionLoading,
     SessionOpened,
     SessionReset,
+    StepBegan,
     TokenSampled,
     TrainingProgress,
     TrainingSnapshot,
@@ -322,6 +323,7 @@ class TrainingBridge:
                     self._probe_and_post(before=None)
             case Step():
                 before = self._shown
+                self._post(StepBegan())  # a big model's step takes minutes on a CPU
                 self._record(session.step())
                 self._post(TrainingProgress(self._snapshot()))
                 self._probe_and_post(before, since="the step")

@@ -291,6 +291,27 @@ async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path,
         await settle(pilot)
 
 
+async def test_one_step_says_stepping_until_it_ends_and_stopping_after_q(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        chart = app.query_one(LossChart)
+        assert "paused ⏸" in border_row(chart, -1)
+        fake.gate.clear()
+        await pilot.press("s")
+        assert await asyncio.to_thread(fake.in_step.wait, 5)
+        await pilot.pause()
+        await pilot.pause()
+        assert "stepping…" in border_row(chart, -1)  # a big model's step takes minutes
+        await pilot.press("q")
+        await pilot.pause()
+        assert "stopping ■" in border_row(chart, -1)
+        fake.gate.set()
+        await pilot.pause()
+    assert app.return_code == 0 and fake.info().step == 1
+
+
 async def test_a_defect_in_the_last_step_still_saves_what_came_before(tmp_path):
     fake = FakeSession(checkpoint_dir=tmp_path)
     app = NnioApp(session=fake)

@@ -59,6 +59,8 @@ class LossChart(Widget):
     running: reactive[bool] = reactive(False, repaint=False)
     # set once q was pressed: a run still stepping is stopping, not running on
     stopping: reactive[bool] = reactive(False, repaint=False)
+    # the app's, while one step (the s key) is under way
+    stepping: reactive[bool] = reactive(False, repaint=False)
 
     def compose(self) -> ComposeResult:
         yield _NumbersLine(id="loss-numbers")
@@ -94,13 +96,15 @@ class LossChart(Widget):
         if self.training is not None and self.is_mounted:
             self._show_state(self.training)
 
-    watch_stopping = watch_running
+    watch_stopping = watch_stepping = watch_running
 
     def _show_state(self, snapshot: TrainingSnapshot) -> None:
-        if self.running:
-            state = "stopping ■" if self.stopping else "running ▶"
+        if self.stopping and (self.running or self.stepping):
+            state = "stopping ■"
+        elif self.running:
+            state = "running ▶"
         else:
-            state = "paused ⏸"
+            state = "stepping…" if self.stepping else "paused ⏸"
         set_border_subtitle(self, f"unsaved · {state}" if snapshot.dirty else state)
 
 
