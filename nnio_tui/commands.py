@@ -305,8 +305,10 @@ def predict(args: argparse.Namespace) -> int:
             "entropy": probe.entropy,
         }))
         return 0
-    table = Table(title=f"next token after {_context_used(len(probe.context_ids), len(ids))},"
-                        f" of {probe.vocab_size:,} outputs")
+    # the title on a line of its own: as the table's title it wraps to the table's width
+    print(f"next token after {_context_used(len(probe.context_ids), len(ids))},"
+          f" of {probe.vocab_size:,} outputs")
+    table = Table()
     for name in ("rank", "token", "id", "prob"):
         table.add_column(name, justify="left" if name == "token" else "right")
     for rank, t in enumerate(probe.top, 1):
