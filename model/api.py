@@ -47,6 +47,8 @@ __all__ = [
     "check_device", "default_checkpoint_path", "default_run_path", "existing_corpus_path",
 ]
 
+# A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.
+CPU_STEP_WARN_X = 12
 LOSS_HISTORY = 2000  # points of each loss curve kept in memory and in checkpoints
 
 
@@ -232,6 +234,22 @@ class Session:
     def warnings(self) -> tuple[str, ...]:
         """One line per thing the corpus reader fixed or skipped (bad UTF-8, broken lines)."""
         return self._corpus.warnings
+
+    @property
+    def slow_warning(self) -> str | None:
+        """A line when the model is too big to train live on a CPU, else None."""
+        from model.config import PRESETS, build_config, step_flops
+
+        if self._device.type != "cpu":
+            return None
+        flops = step_flops(self._gpt_cfg, self._train_cfg)
+        cpu = step_flops(*build_config("cpu", self._gpt_cfg.vocab_size))
+        if flops <= CPU_STEP_WARN_X * cpu:
+            return None
+        made_for = " (sized for a GPU)" if self._preset in PRESETS and self._preset != "cpu" else ""
+        return (f"this model{made_for} is big for a CPU: a step is {flops / 1e12:,.1f} TFLOP"
+                f" of work, {flops / cpu:,.0f}x the cpu preset's, so each takes seconds to"
+                " minutes here (--preset cpu trains live)")
 
     @property
     def n_tokens(self) -> int:

@@ -66,6 +66,13 @@ PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
 }
 
 
+def step_flops(gpt: GPTConfig, train: TrainConfig) -> float:
+    """Matmul FLOPs of one training step, forward and backward (PaLM's count, as bench/ uses)."""
+    L, C, T, V = gpt.n_layer, gpt.n_embd, gpt.block_size, gpt.vocab_size
+    per_token = 6 * L * 12 * C * C + 12 * L * C * T + 6 * V * C
+    return per_token * T * train.batch_size
+
+
 def build_config(
     preset: str, vocab_size: int, overrides: dict | None = None
 ) -> tuple[GPTConfig, TrainConfig]:

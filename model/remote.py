@@ -33,8 +33,8 @@ Opener = Callable[[Callable[[str, float], None], Callable[[str], None]], Any]
 It must be picklable: a module-level function, or a functools.partial of one."""
 
 # Session attributes that are properties: read, not called.
-_PROPERTIES = frozenset({"warnings", "n_tokens", "block_size", "vocab_size", "step_count",
-                         "dirty", "probes_beside_steps"})
+_PROPERTIES = frozenset({"warnings", "slow_warning", "n_tokens", "block_size", "vocab_size",
+                         "step_count", "dirty", "probes_beside_steps"})
 
 # Session calls that the child answers on a thread and a pipe of their own, without waiting
 # for the call in progress (a training step, say): chunks() reads token ids and the

@@ -183,3 +183,11 @@ def test_a_probe_that_runs_out_of_memory_leaves_the_steps_gradients(tmp_path, mo
 def test_a_negative_seed_is_refused_before_the_slow_work():
     with pytest.raises(ConfigError, match="seed must be 0 or more, got -1"):
         Session.open(None, preset="tiny", device="cpu", seed=-1)
+
+
+def test_a_model_too_big_to_train_live_on_the_cpu_says_so():
+    big = Session.open(None, preset="cpu", device="cpu", overrides={"batch_size": 256})
+    assert big.slow_warning == (
+        "this model is big for a CPU: a step is 1.3 TFLOP of work, 16x the cpu preset's, so"
+        " each takes seconds to minutes here (--preset cpu trains live)")
+    assert Session.open(None, preset="cpu", device="cpu").slow_warning is None
