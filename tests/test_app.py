@@ -541,9 +541,12 @@ async def test_a_curve_is_drawn_only_once_it_has_two_points(tmp_path):
         await settle(pilot)
         train, val = app.query_one("#train-loss", Sparkline), app.query_one("#val-loss", Sparkline)
         assert app.training.losses == (9.0,) and not train.data and not val.data
+        # and none is no flat line of lows either: the row stays blank
+        assert not train.visible and not val.visible
         await pilot.press("s")
         await settle(pilot)
         assert len(train.data) == 2 and not val.data
+        assert train.visible and not val.visible
 
 
 async def test_a_narrow_header_keeps_device_and_precision(tmp_path):

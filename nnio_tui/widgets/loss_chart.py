@@ -89,8 +89,11 @@ class LossChart(Widget):
             ("  lr ", "dim"), _fmt(snapshot.lr, ".1e"),
         )
         self._show_state(snapshot)
-        self.query_one("#train-loss", Sparkline).data = _curve(snapshot.losses)
-        self.query_one("#val-loss", Sparkline).data = _curve(snapshot.val_losses)
+        for name, values in (("#train-loss", snapshot.losses), ("#val-loss", snapshot.val_losses)):
+            sparkline = self.query_one(name, Sparkline)
+            sparkline.data = _curve(values)
+            # with no data, Sparkline draws a flat line of lows, which reads as a low loss
+            sparkline.visible = bool(sparkline.data)
 
     def watch_running(self) -> None:
         if self.training is not None and self.is_mounted:
@@ -112,6 +115,6 @@ def _curve(values: tuple[float, ...]) -> tuple[float, ...]:
     """A sparkline's data: none until there are two points to join.
 
     Given one value, Sparkline fills its whole box, which reads as a high flat loss; with
-    none it draws a baseline, which reads as "no curve yet".
+    none it draws a baseline of lows, so the chart hides it then.
     """
     return values if len(values) >= 2 else ()
