@@ -295,6 +295,8 @@ class NnioApp(App[int]):
 
     def on_training_started(self) -> None:
         self.running = True
+        # what a nudge or a sample found holds for the weights they saw, not for those to come
+        self.nudge = self.sampled = None
 
     def on_training_stopped(self) -> None:
         self.running = False

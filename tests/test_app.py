@@ -91,7 +91,8 @@ async def test_space_runs_then_pauses(tmp_path):
 
 
 async def test_nudge_raises_label_probability(tmp_path):
-    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         before = app.probe.label.prob
@@ -100,6 +101,16 @@ async def test_nudge_raises_label_probability(tmp_path):
         assert app.nudge.before == before < app.nudge.after == app.probe.label.prob
         assert app.before.label.prob == before
         assert "p(label)" in app.query_one("#context").shown()
+        await pilot.press("g")
+        await settle(pilot)
+        assert "sampled" in app.query_one("#context").shown()
+        await hold_a_step(pilot, fake)  # training moves the weights on: both go stale
+        await pilot.pause()
+        assert app.nudge is None and app.sampled is None
+        await pilot.press("space")
+        fake.gate.set()
+        await settle(pilot)
+        assert "p(label)" not in app.query_one("#context").shown()
 
 
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):
