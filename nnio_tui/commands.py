@@ -234,8 +234,8 @@ def train(args: argparse.Namespace) -> int:
     err = _err()
     with _ProgressBar() as bar:
         session = open_for_training(args, bar, lambda line: err.print(f"nnio-tui: {line}"))
-    _warn(session.warnings)
-    _warn([session.slow_warning] if session.slow_warning else [])
+    slow = session.slow_warning
+    _warn([*session.warnings, *([slow] if slow else [])])
     info = session.info()
     err.print(f"{info.corpus_name}: {count(info.n_tokens, 'token')}, {info.encoding} "
               f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, "
@@ -375,9 +375,9 @@ def session_opener(args: argparse.Namespace, notify):
             session = open_for_training(args, on_progress, say)
         for line in session.warnings:
             notify(line, title="corpus", severity="warning", timeout=10, markup=False)
-        if session.slow_warning is not None:
-            notify(session.slow_warning, title="model", severity="warning", timeout=15,
-                   markup=False)
+        slow = session.slow_warning  # a round trip when the session is in a child process
+        if slow is not None:
+            notify(slow, title="model", severity="warning", timeout=15, markup=False)
         return session
 
     return open_session
