@@ -49,9 +49,12 @@ PRESETS: dict[str, tuple[GPTConfig, TrainConfig]] = {
         GPTConfig(block_size=16, n_layer=1, n_head=2, n_embd=32),
         TrainConfig(batch_size=4, learning_rate=1e-2, min_lr=1e-3, warmup_steps=5),
     ),
+    # At 3e-3 the default run (seed 0) jumped from 7.2 to 10.9 nats at step 24 and back the
+    # next step, a lone spike on the curve; at 2e-3 its largest jump was 1.1 nats, and the
+    # validation loss after 200 steps was 6.17 / 6.19 (seeds 0 / 1) against 6.13 / 6.34.
     "cpu": (
         GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128),
-        TrainConfig(batch_size=16, learning_rate=3e-3, min_lr=3e-4, warmup_steps=20),
+        TrainConfig(batch_size=16, learning_rate=2e-3, min_lr=2e-4, warmup_steps=20),
     ),
     "gpu": (
         GPTConfig(block_size=256, n_layer=6, n_head=6, n_embd=384),
