@@ -228,7 +228,8 @@ class Session:
             n_params=self._trainer.model.num_params(), device=str(self._device),
             block_size=self.block_size, batch_size=self._train_cfg.batch_size,
             step=self._trainer.step, checkpoint_path=str(self._checkpoint_path),
-            precision="fp32" if self._trainer.low_dtype is None else "bf16")
+            precision="fp32" if self._trainer.low_dtype is None else "bf16",
+            train_tokens=self._corpus.split)
 
     @property
     def warnings(self) -> tuple[str, ...]:

@@ -89,3 +89,5 @@ class SessionInfo:
     step: int
     checkpoint_path: str | None
     precision: str = "fp32"  # of training's big matmuls: "fp32" or "bf16"
+    # ids[:train_tokens] are trained on, the rest held out for validation; None: not known
+    train_tokens: int | None = None

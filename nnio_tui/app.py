@@ -126,6 +126,7 @@ class NnioApp(App[int]):
     step = reactive(0, repaint=False)
     running = reactive(False, repaint=False)
     stepping = reactive(False, repaint=False)  # one step (s) under way
+    held_out = reactive(False, repaint=False)  # the window's label is validation text
 
     def __init__(
         self,
@@ -167,7 +168,8 @@ class NnioApp(App[int]):
             with Horizontal(id="lower"):
                 with Vertical(id="left"):
                     yield ContextWindow(id="context").data_bind(
-                        NnioApp.window_chunks, NnioApp.block_size, NnioApp.nudge, NnioApp.sampled
+                        NnioApp.window_chunks, NnioApp.block_size, NnioApp.nudge, NnioApp.sampled,
+                        NnioApp.held_out
                     )
                     yield LossChart(id="loss").data_bind(NnioApp.training, NnioApp.running,
                                                           NnioApp.stepping)
@@ -361,6 +363,8 @@ class NnioApp(App[int]):
             self.probe_stale = True
         self.window_start, self.context = start, length
         self.window_chunks = tuple(self.corpus.chunks(start, start + length + 1))
+        split = self.info.train_tokens if self.info is not None else None
+        self.held_out = split is not None and start + length >= split
         if probe:
             self.bridge.send(Look(start, length))
             self._ensure_worker()

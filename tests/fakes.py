@@ -102,6 +102,7 @@ class FakeSession:
             vocab_size=VOCAB_SIZE, preset="tiny", n_params=13_600_000, device="cpu",
             block_size=self._block_size, batch_size=16, step=self._step,
             checkpoint_path=str(self._dir / "fake.nnio"),
+            train_tokens=self._n_tokens - self._n_tokens // 10,
         )
 
     @property

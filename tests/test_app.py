@@ -113,6 +113,23 @@ async def test_nudge_raises_label_probability(tmp_path):
         assert "p(label)" not in app.query_one("#context").shown()
 
 
+async def test_a_window_whose_label_is_held_out_says_so_in_its_title(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        panel = app.query_one(ContextWindow)
+        assert "context: 8 of max" in border_row(panel, 0)
+        assert "held-out" not in border_row(panel, 0)
+        split = app.info.train_tokens
+        app._set_window(split - 9, 8)  # the label is the last training token
+        await settle(pilot)
+        assert "held-out" not in border_row(panel, 0)
+        await pilot.press("right")  # now it is the first validation token
+        await settle(pilot)
+        assert "context: 8 of max 64 · held-out text" in border_row(panel, 0)
+
+
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):
     fake = FakeSession(checkpoint_dir=tmp_path)
     app = NnioApp(session=fake)

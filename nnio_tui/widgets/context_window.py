@@ -46,6 +46,8 @@ class ContextWindow(SegmentRows, Widget):
     block_size = reactive(0)
     nudge: reactive[NudgeReport | None] = reactive(None)
     sampled: reactive[Sampled | None] = reactive(None)
+    # the label lies in the text held out for validation, which training never sees
+    held_out = reactive(False)
 
     FILL_WITH_BASE = True  # as its Text was: a cell-for-cell match (bench/README.md, note 5)
 
@@ -55,9 +57,13 @@ class ContextWindow(SegmentRows, Widget):
     def watch_block_size(self) -> None:
         self._update_title()
 
+    def watch_held_out(self) -> None:
+        self._update_title()
+
     def _update_title(self) -> None:
         n = max(0, len(self.window_chunks) - 1)
-        set_border_title(self, f"context: {n} of max {self.block_size}")
+        held_out = " · held-out text" if self.held_out else ""
+        set_border_title(self, f"context: {n} of max {self.block_size}{held_out}")
 
     def _info_lines(self) -> list[Row]:
         """The label's row, and the nudge's when there is one."""
