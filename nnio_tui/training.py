@@ -12,6 +12,7 @@ from textual.message import Message
 
 from model.api import NnioError, Probe, Session, StepReport
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.last_window import recall, remember
 from nnio_tui.looker import Looker
 from nnio_tui.messages import (
     CheckpointSaved,
@@ -122,6 +123,7 @@ class TrainingBridge:
         self._last_val: float | None = None
         self._last_post = 0.0
         self._announced = False
+        self._checkpoint: str | None = None  # the run's, whose last window is remembered
         self._eval_due = False
 
     # -- UI thread -----------------------------------------------------------
@@ -227,9 +229,15 @@ class TrainingBridge:
         session = self._session
         self._announced = True
         block = session.block_size
-        length = self._context if self._context is not None else min(8, block)
+        info = session.info()
+        self._checkpoint = info.checkpoint_path
+        start, length = 0, self._context if self._context is not None else min(8, block)
+        if self._context is None and self._checkpoint is not None:
+            # a reopened run shows the window it was closed on
+            start, length = recall(self._checkpoint) or (start, length)
         length = max(1, min(length, block, session.n_tokens - 1))
-        self._window = (0, length)
+        start = max(0, min(start, session.n_tokens - length - 1))
+        self._window = (start, length)
         # A resumed run continues its curves instead of starting them blank.
         losses, val_losses = session.loss_history()
         self._losses.extend(losses)
@@ -238,7 +246,7 @@ class TrainingBridge:
         self._beside = session.probes_beside_steps
         corpus = CorpusView(
             session, lambda line: self._post(CommandFailed(line, title="cannot show the tokens")))
-        self._post(SessionOpened(session.info(), corpus, 0, length))
+        self._post(SessionOpened(info, corpus, start, length))
         self._post(TrainingProgress(self._snapshot()))
         self._probe_and_post(before=None)
         # with the first probe on screen, build what training needs while the user reads it
@@ -506,4 +514,8 @@ class TrainingBridge:
             close = getattr(self._session, "close", None)
             if close is not None:
                 close()
+            if self._checkpoint is not None:
+                with self._state:
+                    window = self._window
+                remember(self._checkpoint, *window)
         self._post(SessionClosed(saved, defect=defect))

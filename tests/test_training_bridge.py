@@ -159,6 +159,52 @@ def test_a_reset_while_training_compares_the_bars_with_the_fresh_weights():
     assert [m.since for m in after if m.before is not None][-1] == "the reset"
 
 
+def test_a_reopened_run_shows_the_window_it_was_closed_on(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+
+    def opened_at(context=None) -> tuple[int, int]:
+        posted: list = []
+        bridge = TrainingBridge(posted.append, session=fake, context=context)
+        with serving(bridge):
+            assert bridge.wait_idle(30)
+            opened = next(m for m in posted if isinstance(m, SessionOpened))
+            if context is None:
+                bridge.send(Look(1_500, 5))  # where the user leaves it
+                assert bridge.wait_idle(30)
+        return opened.start, opened.length
+
+    assert opened_at() == (0, 8)
+    assert opened_at() == (1_500, 5)
+    assert opened_at(context=12) == (0, 12)  # a --context given asks for a fresh window
+    other = FakeSession(checkpoint_dir=tmp_path / "other")
+    bridge = TrainingBridge([].append, session=other)
+    with serving(bridge):
+        assert bridge.wait_idle(30)
+    assert bridge._window == (0, 8)  # each run its own
+
+
+def test_a_store_of_windows_that_cannot_be_read_is_as_good_as_none(tmp_path, monkeypatch):
+    from nnio_tui import last_window
+
+    store = tmp_path / "windows.json"
+    monkeypatch.setattr(last_window, "_store", lambda: store)
+    store.write_bytes(b"\x00 not json")
+    assert last_window.recall("run") is None
+    last_window.remember("run", 3, 4)
+    assert last_window.recall("run") == (3, 4)
+    store.write_text('{"run": [-1, 4], "b": [1, true], "c": "x"}')
+    assert [last_window.recall(k) for k in ("run", "b", "c")] == [None, None, None]
+    store.chmod(0o400)
+    store.parent.chmod(0o500)
+    try:
+        last_window.remember("run", 5, 6)  # unwritable: forgotten, no error
+    finally:
+        store.parent.chmod(0o700)
+    for n in range(last_window.KEPT + 5):
+        last_window.remember(f"run{n}", n, 1)
+    assert last_window.recall("run0") is None and last_window.recall(f"run{n}") == (n, 1)
+
+
 def test_quitting_while_the_session_opens_ends_the_open():
     reports: list[float] = []
     posted: list = []
