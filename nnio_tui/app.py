@@ -324,6 +324,7 @@ class NnioApp(App[int]):
     def on_nudged(self, message: messages.Nudged) -> None:
         if self._is_current(message.start, message.length):
             self.nudge = message.report
+            self.sampled = None  # drawn from the weights before the nudge
 
     def on_token_sampled(self, message: messages.TokenSampled) -> None:
         if self._is_current(message.start, message.length):

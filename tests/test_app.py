@@ -104,6 +104,11 @@ async def test_nudge_raises_label_probability(tmp_path):
         await pilot.press("g")
         await settle(pilot)
         assert "sampled" in app.query_one("#context").shown()
+        await pilot.press("u")  # the sample was drawn from the weights before this nudge
+        await settle(pilot)
+        assert app.sampled is None and app.nudge is not None
+        await pilot.press("g")
+        await settle(pilot)
         await hold_a_step(pilot, fake)  # training moves the weights on: both go stale
         await pilot.pause()
         assert app.nudge is None and app.sampled is None
@@ -119,15 +124,15 @@ async def test_a_window_whose_label_is_held_out_says_so_in_its_title(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         panel = app.query_one(ContextWindow)
-        assert "context: 8 of max" in border_row(panel, 0)
-        assert "held-out" not in border_row(panel, 0)
+        assert "held-out" not in panel.shown()
         split = app.info.train_tokens
         app._set_window(split - 9, 8)  # the label is the last training token
         await settle(pilot)
-        assert "held-out" not in border_row(panel, 0)
+        assert "held-out" not in panel.shown()
         await pilot.press("right")  # now it is the first validation token
         await settle(pilot)
-        assert "context: 8 of max 64 · held-out text" in border_row(panel, 0)
+        label_row = next(line for line in shown(panel).splitlines() if "label" in line)
+        assert label_row.rstrip().endswith(" · held-out text")
 
 
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):
@@ -204,6 +209,29 @@ async def test_i_toggles_ids_under_the_tokens(tmp_path):
         assert "82727" in shown(app.query_one(TokenChunks))
         await pilot.press("i")
         assert "82727" not in shown(app.query_one(TokenChunks))
+
+
+async def test_at_80x24_the_sampled_line_shows_what_it_was_drawn_from(tmp_path):
+    from model.records import Sampled
+
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    real = fake.sample
+
+    def untrained(*args, **kwargs):  # a long token at an untrained net's tiny probability
+        drawn = real(*args, **kwargs)
+        token = TokenProb(78_517, ".sharedInstance", 0.0000057)
+        return Sampled(token=token, top=drawn.top, temperature=drawn.temperature)
+
+    fake.sample = untrained
+    app = NnioApp(session=fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        drawn = shown(app.query_one(ContextWindow))
+        assert "sampled" in drawn and "-> ?" in drawn  # the chips keep their place too
+        after_from = drawn.split(" from", 1)[1]
+        assert "%" in after_from, drawn  # at least one candidate with its probability
 
 
 def test_the_sample_line_wraps_between_candidates_into_the_rows_it_is_given():

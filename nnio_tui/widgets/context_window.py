@@ -57,13 +57,9 @@ class ContextWindow(SegmentRows, Widget):
     def watch_block_size(self) -> None:
         self._update_title()
 
-    def watch_held_out(self) -> None:
-        self._update_title()
-
     def _update_title(self) -> None:
         n = max(0, len(self.window_chunks) - 1)
-        held_out = " · held-out text" if self.held_out else ""
-        set_border_title(self, f"context: {n} of max {self.block_size}{held_out}")
+        set_border_title(self, f"context: {n} of max {self.block_size}")
 
     def _info_lines(self) -> list[Row]:
         """The label's row, and the nudge's when there is one."""
@@ -72,7 +68,10 @@ class ContextWindow(SegmentRows, Widget):
         dim = self.cached_style("context-window--dim")
         if self.window_chunks:
             label = self.window_chunks[-1]
-            lines.append([("label ", None), (label.text, label_style), (f" {label.token_id}", dim)])
+            row: Row = [("label ", None), (label.text, label_style), (f" {label.token_id}", dim)]
+            if self.held_out:  # on the label's row: the title has no room for it at 80x24
+                row.append((" · held-out text", dim))
+            lines.append(row)
         if self.nudge is not None:
             # Same compact form as the bars, so it fits the 80-column layout.
             before, after = percent_number(self.nudge.before), pct(self.nudge.after)
@@ -87,10 +86,11 @@ class ContextWindow(SegmentRows, Widget):
         label_style = self.cached_style("context-window--label")
         dim = self.cached_style("context-window--dim")
         token = self.sampled.token
-        parts: list[Row] = [[
-            ("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim),
-            (f" p {pct(token.prob)}", None), (f" T={self.sampled.temperature:g} from", dim),
-        ]]
+        parts: list[Row] = [
+            [("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim)],
+            [(f" p {pct(token.prob)}", None)],
+            [(f" T={self.sampled.temperature:g} from", dim)],
+        ]
         for candidate in self.sampled.top:
             parts.append([(" ", None), (candidate.text, BOLD if candidate == token else None),
                           (f" {pct(candidate.prob)}", dim)])
@@ -127,7 +127,7 @@ class ContextWindow(SegmentRows, Widget):
         return lines, left_out
 
     def _rows_key(self) -> tuple:
-        return (self.window_chunks, self.nudge, self.sampled, self.size)
+        return (self.window_chunks, self.nudge, self.sampled, self.held_out, self.size)
 
     def _fit(self, row: Row, width: int) -> Row:
         return cut_to_width(row, width)
@@ -142,7 +142,8 @@ class ContextWindow(SegmentRows, Widget):
         width, height = self.size.width, self.size.height
         info = self._info_lines()
         sampled = self._sampled_parts()
-        chip_rows = max(2, height - len(info) - (1 if sampled else 0))
+        # a sample keeps two rows, so that some of its candidates show, as a nudge keeps one
+        chip_rows = max(2, height - len(info) - (2 if sampled else 0))
         lines, left_out = self._chip_lines(width, max(1, chip_rows // 2))
         # the sample's candidates wrap into the rows the chips leave free
         info += wrap_parts(sampled, width, max(1, height - 2 * len(lines) - len(info)))
