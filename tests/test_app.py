@@ -235,12 +235,15 @@ async def test_at_80x24_the_sampled_line_shows_what_it_was_drawn_from(tmp_path):
 
 
 def test_the_sample_line_wraps_between_candidates_into_the_rows_it_is_given():
-    parts = [[("sampled x p 9%", None)]] + [[(" ", None), (f"c{i}", None), (" 1%", None)]
-                                            for i in range(6)]
+    parts = [[("sampled x", None)], [(" p 9%", None)]] + [
+        [(" ", None), (f"c{i}", None), (" 1%", None)] for i in range(6)]
     text = [["".join(t for t, _ in row) for row in wrap_parts(parts, 20, n)] for n in (1, 2, 9)]
     assert text[0] == ["sampled x p 9% c0 1…"]
     assert text[1] == ["sampled x p 9% c0 1%", "c1 1% c2 1% c3 1% c…"]
     assert text[2] == ["sampled x p 9% c0 1%", "c1 1% c2 1% c3 1%", "c4 1% c5 1%"]
+    # a part that starts a row loses its leading space, whichever segment holds it
+    narrow = ["".join(t for t, _ in row) for row in wrap_parts(parts, 10, 9)]
+    assert narrow[:2] == ["sampled x", "p 9% c0 1%"]
 
 
 async def test_g_samples_a_token_from_the_candidates(tmp_path):

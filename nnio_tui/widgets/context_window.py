@@ -185,8 +185,8 @@ def wrap_parts(parts: list[Row], width: int, max_rows: int) -> list[Row]:
                 return [*rows, cut_to_width(row + [seg for p in parts[i:] for seg in p], width)]
             rows.append(row)
             row, used = [], 0
-            if part[0][0] == " ":  # a new row starts at the part's text
-                part = part[1:]
+            (first, style), *rest = part  # a new row starts at the part's text
+            part = [(first[1:], style), *rest] if first.startswith(" ") else part
         row = row + part
         used += sum(cell_len(text) for text, _ in part)
     return [*rows, row] if row else rows
