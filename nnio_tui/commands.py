@@ -177,26 +177,27 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
         return Session.load(at, corpus=args.corpus, device=args.device,
                             on_progress=on_progress, expect=expect, precision=args.precision)
 
-    try:
-        session = load(path)
-    except CheckpointError as error:
-        saved = saved_settings(path)
-        mismatch = None if saved is None else first_mismatch(expect, saved)
-        if mismatch is None:  # unreadable: say why, in its own words
+    saved = saved_settings(path)
+    mismatch = None if saved is None else first_mismatch(expect, saved)
+    if mismatch is not None:  # known from the header: the run's tensors are never read
+        why = f"saved with {mismatch}"
+        resumed = _resume_beside(path, expect, load, say, why)  # made with these settings?
+        if resumed is not None:
+            return resumed
+    else:
+        try:
+            session = load(path)
+        except CheckpointError as error:  # unreadable, or a setting the header did not show
             why = str(error)
-        else:  # other settings: runs beside it may have been made with these ones
-            why = f"saved with {mismatch}"
-            resumed = _resume_beside(path, expect, load, say, why)
-            if resumed is not None:
-                return resumed
-        free = next(p for p in _beside(path) if not p.exists())
-        args.checkpoint = str(free)
-        say(f"not resuming {_home_as_tilde(path)} ({why}); this run saves to"
-            f" {_home_as_tilde(free)}")
-        return None
-    say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
-        " (--checkpoint FILE starts another run)")
-    return session
+        else:
+            say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
+                " (--checkpoint FILE starts another run)")
+            return session
+    free = next(p for p in _beside(path) if not p.exists())
+    args.checkpoint = str(free)
+    say(f"not resuming {_home_as_tilde(path)} ({why}); this run saves to"
+        f" {_home_as_tilde(free)}")
+    return None
 
 
 def _beside(path: Path) -> Iterator[Path]:

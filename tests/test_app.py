@@ -118,7 +118,7 @@ async def test_nudge_raises_label_probability(tmp_path):
         assert "p(label)" not in app.query_one("#context").shown()
 
 
-async def test_a_window_whose_label_is_held_out_says_so_in_its_title(tmp_path):
+async def test_a_window_whose_label_is_held_out_says_so_on_the_label_line(tmp_path):
     fake = FakeSession(checkpoint_dir=tmp_path)
     app = NnioApp(session=fake)
     async with app.run_test(size=SIZE) as pilot:
