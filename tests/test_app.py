@@ -124,15 +124,15 @@ async def test_a_window_whose_label_is_held_out_says_so_on_the_label_line(tmp_pa
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         panel = app.query_one(ContextWindow)
-        assert "held-out" not in panel.shown()
+        assert "held out" not in panel.shown()
         split = app.info.train_tokens
         app._set_window(split - 9, 8)  # the label is the last training token
         await settle(pilot)
-        assert "held-out" not in panel.shown()
+        assert "held out" not in panel.shown()
         await pilot.press("right")  # now it is the first validation token
         await settle(pilot)
         label_row = next(line for line in shown(panel).splitlines() if "label" in line)
-        assert label_row.rstrip().endswith(" · held-out text")
+        assert label_row.rstrip().endswith(" · held out")
 
 
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):

@@ -70,7 +70,7 @@ class ContextWindow(SegmentRows, Widget):
             label = self.window_chunks[-1]
             row: Row = [("label ", None), (label.text, label_style), (f" {label.token_id}", dim)]
             if self.held_out:  # on the label's row: the title has no room for it at 80x24
-                row.append((" · held-out text", dim))
+                row.append((" · held out", dim))
             lines.append(row)
         if self.nudge is not None:
             # Same compact form as the bars, so it fits the 80-column layout.
