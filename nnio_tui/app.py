@@ -75,11 +75,17 @@ KEYS = [
     ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
     ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
     ("question_mark", "?", "help", "Help", "this help", True),
-    ("q", "q", "quit", "Quit",
-     ("quit after the step, saving the checkpoint if training changed it; q twice more quits"
-      " at once"), True),
+    ("q", "q", "quit", "Quit", "quit after the step, saving the run; q twice more: at once",
+     True),
 ]
 
+
+# keys the help shows on one row, so that the whole list fits on an 80x24 screen
+HELP_PAIRS = {
+    ("←", "→"): "slide the window one token left or right",
+    ("[", "]"): "shorter or longer context",
+    ("pgup", "pgdn"): "scroll the token view a page up or down",
+}
 
 # what the help lists beside the keys
 HELP_EXTRAS = [
@@ -89,6 +95,20 @@ HELP_EXTRAS = [
 
 # the keys' actions that need an open session (all but help and quit)
 _SESSION_ACTIONS = {action.partition("(")[0] for _, _, action, *_ in KEYS} - {"help", "quit"}
+
+
+def help_rows() -> list[tuple[str, str]]:
+    """The help's (keys as shown, what they do) rows: KEYS with HELP_PAIRS joined, then
+    HELP_EXTRAS."""
+    seconds = {first: second for first, second in HELP_PAIRS}
+    rows: list[tuple[str, str]] = []
+    for _, shown, _, _, text, _ in KEYS:
+        if shown in seconds:
+            second = seconds[shown]
+            rows.append((f"{shown} {second}", HELP_PAIRS[shown, second]))
+        elif shown not in seconds.values():
+            rows.append((shown, text))
+    return rows + HELP_EXTRAS
 
 
 class NnioApp(App[int]):
@@ -469,8 +489,7 @@ class NnioApp(App[int]):
 
     def action_help(self) -> None:
         """Show every key."""
-        self.push_screen(HelpScreen([(shown, text) for _, shown, _, _, text, _ in KEYS]
-                                    + HELP_EXTRAS))
+        self.push_screen(HelpScreen(help_rows()))
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
                            time_format: str | None = None) -> str | None:

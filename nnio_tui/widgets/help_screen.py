@@ -13,8 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 ABOUT = (
-    "A window of tokens goes in; one probability for every token in the vocabulary comes out. "
-    "The label is the token that really came next. Training nudges its probability up."
+    "Tokens go in; one probability per token of the vocabulary comes out. Training nudges up "
+    "the label's, the token that really came next."
 )
 
 
@@ -40,7 +40,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, description in self._keys:
             table.add_row(Text(key), Text(description))
-        # scrolls where the terminal is shorter than the list (80x24)
+        # fits the app's least size (80x24); scrolls should it ever be taller than the screen
         with VerticalScroll(id="help-box"):
             yield Static(Text(ABOUT), id="help-about")
             yield Static(table, id="help-keys")
