@@ -127,11 +127,21 @@ class Session:
 
     def _new_trainer(self, seed: int):
         from model.data import Windows
+        from model.device import is_out_of_memory
         from model.train import Trainer
 
         windows = Windows(self._corpus.ids, self._corpus.split, self._gpt_cfg.block_size, seed)
-        return Trainer(self._gpt_cfg, self._train_cfg, windows, self._device, seed,
-                       self._precision)
+        try:
+            return Trainer(self._gpt_cfg, self._train_cfg, windows, self._device, seed,
+                           self._precision)
+        except (RuntimeError, MemoryError) as e:
+            if not is_out_of_memory(e):
+                raise
+            cfg = self._gpt_cfg
+            raise DeviceError(
+                f"{self._device} ran out of memory building the model: use a smaller --n-layer"
+                f" (now {cfg.n_layer}) or --n-embd (now {cfg.n_embd}), or a smaller --preset"
+            ) from None
 
     @classmethod
     def open(
@@ -585,9 +595,13 @@ class Session:
         """
         import torch
 
+        from model.device import is_out_of_memory
+
         try:
             yield
-        except torch.OutOfMemoryError:
+        except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError is a RuntimeError
+            if not is_out_of_memory(e):
+                raise
             if makes_grads:
                 self._trainer.model.zero_grad(set_to_none=True)
             if self._device.type == "cuda":

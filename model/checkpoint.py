@@ -6,6 +6,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from glob import escape as glob_escape
 from pathlib import Path
@@ -162,11 +163,15 @@ def read_foreign(path: Path) -> dict:
     """
     path = check_readable(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns of odd pickle protocols in a damaged file; the error below says it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path} holds Python objects, not just tensors; refusing to unpickle it") from e
-    except (RuntimeError, EOFError, ValueError) as e:
+    except (RuntimeError, EOFError, ValueError, OSError, SafetensorError) as e:
+        # a damaged file named .safetensors: this torch hands such names to safetensors
         raise CheckpointError(f"{path} is not a readable PyTorch state dict or is damaged") from e
 
 

@@ -99,3 +99,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+# What torch's CPU allocator says when malloc fails; it raises a plain RuntimeError there.
+_CPU_ALLOC_FAILED = "can't allocate memory"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for a failed allocation: torch's OutOfMemoryError (CUDA, MPS), the CPU
+    allocator's RuntimeError, or Python's and numpy's MemoryError."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(error, RuntimeError) and _CPU_ALLOC_FAILED in str(error)

@@ -191,3 +191,50 @@ def test_a_model_too_big_to_train_live_on_the_cpu_says_so():
         "this model is big for a CPU: a step is 1.3 TFLOP of work, 16x the cpu preset's, so"
         " each takes seconds to minutes here (--preset cpu trains live)")
     assert Session.open(None, preset="cpu", device="cpu").slow_warning is None
+
+
+def _huge_torch_tensor(*args, **kwargs):
+    import torch
+
+    return torch.empty(2**60, dtype=torch.uint8)  # the CPU allocator's own RuntimeError
+
+
+def _huge_numpy_array(*args, **kwargs):
+    import numpy as np
+
+    return np.empty(2**60, dtype=np.uint8)  # numpy's MemoryError, as a huge batch raises
+
+
+@pytest.mark.parametrize("allocate", [_huge_torch_tensor, _huge_numpy_array])
+def test_a_cpu_allocation_that_fails_is_out_of_memory(tmp_path, monkeypatch, allocate):
+    from model.data import Windows
+
+    session = Session.open(preset="tiny", device="cpu", seed=0,
+                           checkpoint=str(tmp_path / "run.safetensors"))
+    monkeypatch.setattr(Windows, "batch", allocate)
+    with pytest.raises(DeviceError, match="cpu ran out of memory during a training step; the"
+                                          " model is kept: use a smaller --batch-size"):
+        session.step()
+    assert session.step_count == 0
+
+
+def test_a_model_too_big_for_memory_says_which_settings_to_shrink(monkeypatch):
+    import model.train
+
+    monkeypatch.setattr(model.train.Trainer, "__init__", _huge_torch_tensor)
+    with pytest.raises(DeviceError, match=r"cpu ran out of memory building the model: use a"
+                                          r" smaller --n-layer \(now 1\) or --n-embd \(now 32\)"):
+        Session.open(None, preset="tiny", device="cpu")
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(tmp_path, monkeypatch):
+    from model.data import Windows
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    session = Session.open(preset="tiny", device="cpu", seed=0,
+                           checkpoint=str(tmp_path / "run.safetensors"))
+    monkeypatch.setattr(Windows, "batch", broken)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        session.step()

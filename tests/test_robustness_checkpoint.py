@@ -58,6 +58,14 @@ def garbage(good: Path) -> Path:
     return good
 
 
+def starting_with(magic: bytes):
+    """Damaged bytes that begin like a pickle (0x80) or a zip (PK), still named .safetensors."""
+    def make(good: Path) -> Path:
+        good.write_bytes(magic + bytes(range(256)) * 16)
+        return good
+    return make
+
+
 def folder(good: Path) -> Path:
     good.unlink()
     good.mkdir()
@@ -102,6 +110,9 @@ BAD = {
     "missing": (missing, "does not exist; check the checkpoint path"),
     "truncated": (truncated, "is not a nnio-tui checkpoint (safetensors) or is damaged"),
     "not safetensors": (garbage, "is not a nnio-tui checkpoint (safetensors) or is damaged"),
+    "pickle-like bytes": (starting_with(b"\x80"), "is not a readable PyTorch state dict or is"
+                                                 " damaged"),
+    "zip-like bytes": (starting_with(b"PK"), "is not a readable PyTorch state dict or is damaged"),
     "folder": (folder, "is a folder; give the checkpoint file inside it"),
     "wrong shape": (wrong_shape, "weight transformer.wpe.weight has shape (8, 32), the model"
                                  " expects (16, 32)"),
@@ -133,7 +144,7 @@ def test_bad_checkpoint_for_predict_and_sample(saved, capsys, command, case):
     assert message in fails(COMMANDS[command](make(saved)), capsys)
 
 
-@pytest.mark.parametrize("case", ["truncated", "not safetensors", "wrong shape",
+@pytest.mark.parametrize("case", ["truncated", "not safetensors", "pickle-like bytes", "wrong shape",
                                   "heads that do not divide the width", "wrong moment shape"])
 def test_bad_checkpoint_for_train(saved, capsys, case):
     make, message = BAD[case]
