@@ -41,14 +41,25 @@ def _user_dir() -> Path:
     return Path(platformdirs.user_data_dir("nnio-tui")) / "encodings"
 
 
-def _tiktoken_cache_path(blobpath: str) -> Path | None:
-    """Where tiktoken would have cached this blob, mirroring tiktoken.load.read_file_cached."""
+def _tiktoken_cache_dir() -> Path | None:
+    """tiktoken's cache folder, as tiktoken.load.read_file_cached finds it; None if turned off."""
     cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get("DATA_GYM_CACHE_DIR"))
     if cache_dir is None:
         cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    if cache_dir == "":
+    return Path(cache_dir) if cache_dir else None
+
+
+def _cached_ranks_file(name: str, blobpath: str) -> Path | None:
+    """The encoding's file in tiktoken's cache: under tiktoken's own name for it (the sha1 of
+    its URL), or as NAME.tiktoken, the name a user copying it there by hand would give it."""
+    cache_dir = _tiktoken_cache_dir()
+    if cache_dir is None:
         return None
-    return Path(cache_dir) / hashlib.sha1(blobpath.encode()).hexdigest()
+    for candidate in (cache_dir / hashlib.sha1(blobpath.encode()).hexdigest(),
+                      cache_dir / f"{name}.tiktoken"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _spec(name: str) -> tuple[dict, str, str]:
@@ -107,8 +118,8 @@ def _load_ranks(name: str, path: Path | None, blobpath: str, sha256: str) -> dic
     mine = _user_dir() / f"{name}.tiktoken"
     if mine.is_file():
         return _load_ranks(name, mine, blobpath, sha256)
-    cached = _tiktoken_cache_path(blobpath)
-    if cached is None or not cached.is_file():
+    cached = _cached_ranks_file(name, blobpath)
+    if cached is None:
         raise _not_offline(name)
     data = cached.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:

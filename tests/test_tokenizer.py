@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from model.errors import EncodingError
 from model.vocab import (
     UNUSED_TEXT,
+    _load_ranks,
     _spec,
     chunk_for,
     chunks_for,
@@ -81,6 +82,25 @@ def test_a_named_file_loads_when_tiktokens_cache_cannot_be_written(tmp_path, mon
     (tmp_path / "mine").mkdir()
     copy = shutil.copy(shipped, tmp_path / "mine" / "cl100k_base.tiktoken")
     assert load_encoding(str(copy)).n_vocab == 100_277
+
+
+@pytest.mark.parametrize("as_tiktoken_names_it", [True, False])
+def test_an_encoding_in_tiktokens_cache_loads_offline(tmp_path, monkeypatch, as_tiktoken_names_it):
+    import hashlib
+
+    import tiktoken_ext
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # nothing in nnio-tui's folder
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    _, blobpath, sha256 = _spec("cl100k_base")
+    with pytest.raises(EncodingError, match="not available offline"):
+        _load_ranks("cl100k_base", None, blobpath, sha256)
+    (tmp_path / "cache").mkdir()
+    name = (hashlib.sha1(blobpath.encode()).hexdigest() if as_tiktoken_names_it
+            else "cl100k_base.tiktoken")  # the name the error message asks for
+    shipped = Path(tiktoken_ext.__path__[0]) / "data" / "cl100k_base.tiktoken"
+    shutil.copy(shipped, tmp_path / "cache" / name)
+    assert len(_load_ranks("cl100k_base", None, blobpath, sha256)) == 100_256
 
 
 def test_a_damaged_named_file_is_refused(tmp_path):
