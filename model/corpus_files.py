@@ -326,16 +326,20 @@ def _decoded(shown: str, head: bytes, rest: Iterator[bytes],
         data = head + b"".join(rest)
         yield decode_whole(data, shown, warnings), len(data)
         return
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    # The byte-order mark is dropped here, not by a utf-8-sig decoder: that one, given only
+    # the first bytes of a mark (a file of b"\xef"), returns nothing at all, not U+FFFD.
+    bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     # Replacements show as U+FFFD beyond those the bytes spell themselves.
     spelled = replaced = 0
     tail = b""
-    for block in itertools.chain((head,), rest):
+    for block in itertools.chain((head[bom:],), rest):
         text = decoder.decode(block)
         spelled += (tail + block).count(_FFFD)  # one split across blocks is counted once
         tail = (tail + block)[-2:]
         replaced += text.count("\ufffd")
-        yield text, len(block)
+        yield text, len(block) + bom
+        bom = 0
     text = decoder.decode(b"", final=True)
     replaced += text.count("\ufffd")
     if text:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from nnio_tui import commands
 
@@ -26,6 +29,9 @@ PRESET_NAMES = ("tiny", "cpu", "gpu", "gpt2")
 FIELD_FLAGS = {"block_size": "--block-size", "n_layer": "--n-layer", "n_head": "--n-head",
                "n_embd": "--n-embd", "batch_size": "--batch-size", "learning_rate": "--lr"}
 
+# torch.manual_seed takes a signed 64-bit number.
+MAX_SEED = 2**63 - 1
+
 SUBCOMMAND_HELP = {
     "tokenize": "Print a text as coloured token chunks, or as ids with --ids.",
     "train": "Train headless with a progress bar, then save the checkpoint.",
@@ -41,10 +47,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """--version, which looks the version up only when asked: the lookup takes ~50 ms."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("nnio-tui")
+        except PackageNotFoundError:  # run from a source tree that pip never installed
+            number = "(version unknown: not installed; pip install -e . records it)"
+        print(f"nnio-tui {number}")
+        parser.exit()
+
+
 def _positive(kind: type) -> Callable[[str], int | float]:
     def parse(text: str):
         value = _parsed(text, kind, "a number")
-        if not value > 0:  # also rejects NaN
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
+        if not value > 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
         return value
 
@@ -62,6 +87,8 @@ def _seed(text: str) -> int:
     value = _parsed(text, int, "a whole number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {text}")
     return value
 
 
@@ -137,6 +164,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         )
         p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl or .parquet"
                        " (default: the bundled sample corpus)")
+        p.add_argument("--version", action=_Version, help="print the version and exit")
         _model_flags(p)
         p.add_argument("--context", type=_positive(int), help="context window length to start with")
         p.add_argument("--checkpoint", help="checkpoint to resume, and where to save")
@@ -188,6 +216,30 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     return p
 
 
+def command_hint(corpus: str | None, argv: list[str]) -> str | None:
+    """What to say when the app's CORPUS is no path but a command, misplaced or misspelt.
+
+    Args:
+        corpus: the app's CORPUS argument as parsed.
+        argv: the whole command line, without the program name.
+
+    Returns:
+        The error line, or None when corpus is no such mistake.
+    """
+    # Only a bare word can be a command; a missing data.txt or ./train gets "corpus not found".
+    if corpus is None or not re.fullmatch(r"[a-z]+", corpus) or Path(corpus).exists():
+        return None
+    if corpus in SUBCOMMANDS:
+        at = argv.index(corpus)
+        return f"put the command first: nnio-tui {shlex.join([corpus, *argv[:at], *argv[at + 1:]])}"
+    close = difflib.get_close_matches(corpus, [*SUBCOMMANDS, "help"], n=1)
+    if not close:
+        return None
+    if close[0] == "help":
+        return f"no corpus or command named {corpus!r}: for help run `nnio-tui --help`"
+    return f"no corpus or command named {corpus!r}: did you mean `nnio-tui {close[0]}`?"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; returns the process exit code.
 
@@ -202,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     parser = build_parser(command)
+    if command is None:
+        # Before argparse's own complaint, which for `nnio-tui tokenise FILE` is about FILE.
+        hint = command_hint(parser.parse_known_args(argv)[0].corpus, argv)
+        if hint is not None:
+            print(f"nnio-tui: error: {hint}", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv[1:] if command else argv)
     if command in (None, "train"):
         # Before any thread starts: worker threads pick their malloc arena on first use.

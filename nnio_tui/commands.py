@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 import time
@@ -107,18 +108,36 @@ def tokenize(args: argparse.Namespace) -> int:
 
 
 class _StopFlag:
-    """Ctrl+C sets a flag that the training loop checks between steps; a second one aborts."""
+    """Ctrl+C, SIGTERM or SIGHUP sets a flag that the training loop checks between steps;
+    a second one aborts."""
 
     def __init__(self) -> None:
-        self.stopped = False
+        self.signum: int | None = None
+        self._on_terminal = os.isatty(2)
 
     def __call__(self) -> bool:
-        return self.stopped
+        return self.signum is not None
 
     def handle(self, signum, frame) -> None:
-        if self.stopped:
+        if self.signum is not None:
             raise KeyboardInterrupt
-        self.stopped = True
+        self.signum = signum
+        if self._on_terminal and not os.isatty(2):
+            # The terminal hung up (an SSH link dropped): writing to it would fail with EIO
+            # before the checkpoint is saved, and nobody can read it any more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+
+    def why(self) -> str:
+        return "Ctrl+C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+
+def _stop_signals() -> list[signal.Signals]:
+    """The signals that stop training with a save; one already ignored (`nohup`) stays so."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP")  # Windows has no SIGHUP
+    found = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    return [signum for signum in found if signal.getsignal(signum) != signal.SIG_IGN]
 
 
 def open_for_training(args: argparse.Namespace, on_progress, say=None):
@@ -228,7 +247,7 @@ def _resume_beside(path: Path, expect: dict, load, say, why: str):
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train headless with a progress bar; save at the end and on Ctrl+C."""
+    """Train headless with a progress bar; save at the end and on Ctrl+C, SIGTERM or SIGHUP."""
     from nnio_tui.cli import overrides_from
 
     check_shape_flags(args, overrides_from(args))
@@ -242,7 +261,7 @@ def train(args: argparse.Namespace) -> int:
               f"({info.vocab_size:,}), {info.preset} {info.n_params / 1e6:.1f}M params, "
               f"{info.device} {info.precision}")
     stop = _StopFlag()
-    previous = signal.signal(signal.SIGINT, stop.handle)
+    previous = {signum: signal.signal(signum, stop.handle) for signum in _stop_signals()}
     val = None
     # The run's own step (a resumed run starts past 0), then how far this command has got.
     columns = (TextColumn("step {task.fields[step]:>6}  {task.completed:.0f}/{task.total:.0f}"),
@@ -271,13 +290,14 @@ def train(args: argparse.Namespace) -> int:
             session.train(args.steps, on_step=on_step, should_stop=stop,
                           eval_every=args.eval_every)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if session.dirty:
             path = session.save()
             err.print(f"saved checkpoint to {path}")
-    if stop.stopped:
-        err.print("stopped by Ctrl+C")
-        return 130
+    if stop():
+        err.print(f"stopped by {stop.why()}")
+        return 128 + stop.signum  # the shell's code for death by that signal; 130 for Ctrl+C
     err.print(f"validation loss {session.evaluate():.3f}")
     return 0
 

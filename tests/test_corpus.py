@@ -135,6 +135,15 @@ def test_invalid_utf8_is_replaced_and_said(tmp_path):
     assert any("invalid UTF-8" in w for w in c.warnings)
 
 
+@pytest.mark.parametrize("data", [b"\xef", b"\xef\xbb", b"\xef\xbbx", b"x\xef"])
+def test_the_first_bytes_of_a_byte_order_mark_alone_are_invalid_text(tmp_path, data):
+    # not a mark to drop: Python's utf-8-sig decoder, fed them a block at a time, gave nothing
+    (tmp_path / "f.txt").write_bytes(data)
+    c = open_corpus(tmp_path / "f.txt", ENC)
+    assert c.ids.tolist() == ENC.encode_ordinary(data.decode("utf-8", errors="replace"))
+    assert any("invalid UTF-8" in w for w in c.warnings)
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le", "utf-16-be"])
 def test_text_saved_with_a_byte_order_mark_reads_as_its_text(tmp_path, encoding):
     text = "Notepad saves café text like this.\n"
