@@ -34,6 +34,7 @@ from model.run_files import (
     before_reset_path,
     check_save_path,
     context_limit,
+    corpus_source_label,
     default_checkpoint_path,
     existing_corpus_path,
 )
@@ -44,7 +45,8 @@ __all__ = [
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
-    "check_device", "default_checkpoint_path", "default_run_path", "existing_corpus_path",
+    "check_device", "corpus_source_label", "default_checkpoint_path", "default_run_path",
+    "existing_corpus_path",
 ]
 
 # A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.

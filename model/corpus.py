@@ -25,7 +25,7 @@ from model.corpus_files import (
     spool_stdin,
 )
 from model.errors import CorpusError
-from model.run_files import existing_corpus_path
+from model.run_files import corpus_source_label, existing_corpus_path
 from model.token_cache import (
     IdsWriter,
     atomic_write,
@@ -113,13 +113,12 @@ def _documents(source: str | Path | None, warnings: list[str], spool: Path | Non
     if source is None:
         folder = sample_corpus_path()
         files = folder_files(folder)
-        return corpus_name(None), "<sample>", files, TextFiles(files, warnings)
+        return corpus_name(None), corpus_source_label(None), files, TextFiles(files, warnings)
     if spool is not None:
         return corpus_name("-"), "-", None, StdinText(spool, warnings)
     path = existing_corpus_path(source)
     name = corpus_name(source)
-    # Saved in checkpoints: absolute, so a resume from another folder finds the same text.
-    label = str(path.resolve())
+    label = corpus_source_label(source)  # saved in checkpoints
     if path.is_dir():
         files = folder_files(path)
         return name, label, files, TextFiles(files, warnings)

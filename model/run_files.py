@@ -27,6 +27,19 @@ def existing_corpus_path(source: str | Path) -> Path:
     return path
 
 
+SAMPLE_SOURCE = "<sample>"  # the bundled corpus's source label
+
+
+def corpus_source_label(source: str | Path | None) -> str:
+    """How a checkpoint names the corpus it was trained on: the bundled sample's label, "-"
+    for stdin, else the absolute path, so a resume from another folder finds the same text."""
+    if source is None:
+        return SAMPLE_SOURCE
+    if str(source) == "-":
+        return "-"
+    return str(existing_corpus_path(source).resolve())
+
+
 def before_reset_path(checkpoint: Path) -> Path:
     """Where a run's saved checkpoint is kept when a reset's first save would overwrite it."""
     return checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}")
@@ -72,14 +85,18 @@ def check_expected(path: Path, expect: dict, saved: dict) -> None:
 
 
 def saved_settings(path: Path) -> dict | None:
-    """What check_expected compares, from a checkpoint's header alone (no tensors read);
-    None when the header does not say."""
+    """What check_expected compares, and the corpus the run was trained on ("corpus", where
+    the header names it), from a checkpoint's header alone (no tensors read); None when the
+    header does not say."""
     meta = peek_metadata(path)
     try:
-        return {"encoding": meta["encoding"], "preset": meta.get("preset", "custom"),
-                **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
+        settings = {"encoding": meta["encoding"], "preset": meta.get("preset", "custom"),
+                    **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
     except (KeyError, ValueError, TypeError):
         return None
+    if "corpus_source" in meta:  # older checkpoints do not name it
+        settings["corpus"] = meta["corpus_source"]
+    return settings
 
 
 def check_save_path(path: str | Path) -> Path:

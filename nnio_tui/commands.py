@@ -179,16 +179,17 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
 def _resume_default_run(args: argparse.Namespace, on_progress, say):
     """Resume the run at the default path; None when there is none or it cannot be resumed.
 
-    A saved run made with other settings (or one that cannot be read) is never overwritten:
-    a run beside it saved with the settings asked for is resumed, or else args.checkpoint is
-    pointed at a free path beside it; the user is told either way.
+    A saved run made with other settings or on other text (another file of the same name,
+    or stdin, which is never resumed), or one that cannot be read, is never overwritten: a
+    run beside it saved with the settings and corpus asked for is resumed, or else
+    args.checkpoint is pointed at a free path beside it; the user is told either way.
     """
-    from model.api import CheckpointError, Session, default_run_path
+    from model.api import CheckpointError, Session, corpus_source_label, default_run_path
     from model.run_files import first_mismatch, saved_settings
     from nnio_tui.cli import expected_from
 
     path = default_run_path(args.corpus, args.preset or "cpu")
-    if not path.is_file() or args.corpus == "-":
+    if not path.is_file():
         return None
     expect = expected_from(args)
 
@@ -197,10 +198,14 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
                             on_progress=on_progress, expect=expect, precision=args.precision)
 
     saved = saved_settings(path)
-    mismatch = None if saved is None else first_mismatch(expect, saved)
-    if mismatch is not None:  # known from the header: the run's tensors are never read
+    # Runs are named by the corpus's file name: notes.txt from another folder is other text.
+    same_run = {**expect, "corpus": corpus_source_label(args.corpus)}
+    mismatch = None if saved is None else first_mismatch(same_run, saved)
+    if args.corpus == "-":
+        why = "text from stdin is never resumed: it may be other text"
+    elif mismatch is not None:  # known from the header: the run's tensors are never read
         why = f"saved with {mismatch}"
-        resumed = _resume_beside(path, expect, load, say, why)  # made with these settings?
+        resumed = _resume_beside(path, same_run, load, say, why)  # made with these settings?
         if resumed is not None:
             return resumed
     else:

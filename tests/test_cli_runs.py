@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from model.api import Session, default_checkpoint_path
+from model.api import Session, default_checkpoint_path, default_run_path
 from nnio_tui import cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_second_run_resumes_the_first(capsys):
@@ -154,3 +157,43 @@ def test_sample_draws_new_tokens_each_run_unless_a_seed_is_given(tiny_checkpoint
     assert one[1:] != two[:-1]
     # 8 draws at temperature 3 over 100,277 ids: two unseeded runs agreeing is no chance
     assert _sampled_ids(tiny_checkpoint, capsys) != _sampled_ids(tiny_checkpoint, capsys)
+
+
+def test_a_file_of_the_same_name_in_another_folder_is_another_run(tmp_path, capsys):
+    for folder, words in (("a", "the cat sat on the mat. "), ("b", "ships sail in the bay. ")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "notes.txt").write_text(words * 100)
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    path = default_checkpoint_path("notes.txt", "tiny")
+    assert cli.main([*train, str(tmp_path / "a" / "notes.txt")]) == 0
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert cli.main([*train, str(tmp_path / "b" / "notes.txt")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"(saved with corpus {tmp_path / 'a' / 'notes.txt'}, not"
+            f" {tmp_path / 'b' / 'notes.txt'}); this run saves to") in err
+    assert path.read_bytes() == before
+    assert cli.main([*train, str(tmp_path / "b" / "notes.txt")]) == 0  # its own run resumes
+    assert "notes.txt-tiny-2.safetensors at step 1, the run with these settings" in " ".join(
+        capsys.readouterr().err.split())
+    assert Session.load(path, device="cpu").step_count == 1
+
+
+def test_text_from_stdin_never_overwrites_the_last_run_from_stdin(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = default_run_path("-", "tiny")
+    for words in ("the cat sat on the mat. ", "ships sail in the bay. "):
+        piped = subprocess.run(
+            [sys.executable, "-m", "nnio_tui", "train", "-", "--preset", "tiny", "--steps", "1",
+             "--device", "cpu"], input=words * 100, capture_output=True, text=True,
+            timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert piped.returncode == 0, piped.stderr
+        if words.startswith("the cat"):
+            first = path.read_bytes()
+    assert "(text from stdin is never resumed: it may be other text); this run saves to" in (
+        " ".join(piped.stderr.split()))
+    assert path.read_bytes() == first
+    assert path.with_name(f"{path.stem}-2{path.suffix}").is_file()
