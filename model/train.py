@@ -164,7 +164,7 @@ class Trainer:
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
             message = (f"the loss became {loss_value} at step {self.step}; kept the last good"
-                       " weights - lower the learning rate (--lr) and continue")
+                       f" weights - {self._lower_lr_advice()}")
             with self.weights_lock:
                 if self._restore_good():
                     self.step -= 1  # the good weights are those from before the last update
@@ -210,7 +210,11 @@ class Trainer:
         self.step -= 1
         raise TrainingDiverged(
             f"the update at step {self.step} made the weights infinite; kept the last good"
-            " weights - lower the learning rate (--lr) and continue")
+            f" weights - {self._lower_lr_advice()}")
+
+    def _lower_lr_advice(self) -> str:
+        # A run keeps the learning rate it was saved with, so a lower one is a new run.
+        return f"a new run with a lower --lr (now {self.train_cfg.learning_rate:g}) avoids this"
 
     @torch.no_grad()
     def evaluate(self, batches: int = 4) -> float:

@@ -71,7 +71,7 @@ def test_nan_weights_are_restored_and_reported():
     good = [p.detach().clone() for p in session._trainer.model.parameters()]
     with torch.no_grad():
         session._trainer.model.transformer.h[0].mlp.c_fc.weight.fill_(float("nan"))
-    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+    with pytest.raises(TrainingDiverged, match=r"a new run with a lower --lr \(now 0.01\) avoids this"):
         session.step()
     assert all(torch.isfinite(p).all() for p in session._trainer.model.parameters())
     assert math.isfinite(session.probe(0, 8).loss)

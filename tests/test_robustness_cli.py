@@ -269,7 +269,7 @@ def test_a_nan_loss_stops_keeps_good_weights_and_says_so(tmp_path, capsys, monke
     assert cli.main(["train", "--steps", "5", *TINY, "--checkpoint", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("nnio-tui: error: the loss became nan at step 2; kept the last good "
-                       "weights - lower the learning rate (--lr) and continue")
+                       "weights - a new run with a lower --lr (now 0.01) avoids this")
     assert err[-2] == f"saved checkpoint to {path}"
 
 
