@@ -560,7 +560,7 @@ class Session:
         """Move the run's old checkpoint aside before the first save after a reset overwrites it.
 
         The reset dialog promises that only unsaved training is lost; the saved run stays at
-        before_reset_path(target) (one file: a later reset replaces it).
+        before_reset_path(target), a name no earlier reset has taken.
         """
         if not (self._reset_since_save and target == self._checkpoint_path and target.is_file()):
             return None

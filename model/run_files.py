@@ -3,6 +3,7 @@ written, and what a checkpoint's header says."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -41,8 +42,13 @@ def corpus_source_label(source: str | Path | None) -> str:
 
 
 def before_reset_path(checkpoint: Path) -> Path:
-    """Where a run's saved checkpoint is kept when a reset's first save would overwrite it."""
-    return checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}")
+    """Where a run's saved checkpoint is kept when a reset's first save would overwrite it:
+    NAME-before-reset, or NAME-before-reset-2, -3, ... where the earlier ones are taken, so
+    a second reset never replaces the run that the first one kept."""
+    first = checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}")
+    others = (checkpoint.with_name(f"{checkpoint.stem}-before-reset-{n}{checkpoint.suffix}")
+              for n in itertools.count(2))
+    return next(path for path in itertools.chain((first,), others) if not path.exists())
 
 
 def training_log_path() -> Path:

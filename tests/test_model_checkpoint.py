@@ -54,6 +54,11 @@ def test_a_reset_run_saves_beside_the_saved_one_it_replaces(tmp_path):
     run.save(tmp_path / "elsewhere.safetensors")  # another path: the run's own file stays
     assert Session.load(run_path, device="cpu").info().step == 1
     assert Session.load(kept, device="cpu").info().step == 2
+    run.save()  # a second reset keeps the run beside the first one's, never over it
+    assert Session.load(kept, device="cpu").info().step == 2
+    second = tmp_path / "run-before-reset-2.safetensors"
+    assert Session.load(second, device="cpu").info().step == 1
+    assert Session.load(run_path, device="cpu").info().step == 0
 
 
 def test_a_failed_save_after_a_reset_puts_the_saved_run_back(tmp_path, monkeypatch):
