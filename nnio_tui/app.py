@@ -175,6 +175,8 @@ class NnioApp(App[int]):
         self._worker: Worker[None] | None = None
         self._signal_loop: asyncio.AbstractEventLoop | None = None
         self._low_colour = low_colour
+        # the last step the nudge and sample lines were shown at; a later one clears them
+        self._lines_step = 0
 
     def compose(self) -> ComposeResult:
         yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint,
@@ -312,6 +314,9 @@ class NnioApp(App[int]):
 
     def on_training_progress(self, message: messages.TrainingProgress) -> None:
         self.training = message.snapshot
+        if message.snapshot.step != self._lines_step:
+            # a nudge or sample made while training ran: the weights have moved on since
+            self.nudge = self.sampled = None
         self.step = message.snapshot.step
         self.stepping = False
 
@@ -319,6 +324,7 @@ class NnioApp(App[int]):
         self.running = True
         # what a nudge or a sample found holds for the weights they saw, not for those to come
         self.nudge = self.sampled = None
+        self._lines_step = self.step
 
     def on_training_stopped(self) -> None:
         self.running = False
@@ -345,10 +351,12 @@ class NnioApp(App[int]):
         if self._is_current(message.start, message.length):
             self.nudge = message.report
             self.sampled = None  # drawn from the weights before the nudge
+            self._lines_step = self.step
 
     def on_token_sampled(self, message: messages.TokenSampled) -> None:
         if self._is_current(message.start, message.length):
             self.sampled = message.sampled
+            self._lines_step = self.step
             token = message.sampled.token
             # token texts and paths hold brackets ("[/" is a token): never markup
             self.notify(f"sampled {token.text} ({pct(token.prob)})", timeout=3, markup=False)

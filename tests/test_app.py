@@ -118,6 +118,27 @@ async def test_nudge_raises_label_probability(tmp_path):
         assert "p(label)" not in app.query_one("#context").shown()
 
 
+async def test_a_nudge_and_a_sample_made_while_training_runs_clear_at_its_next_step(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("u", "g")
+        await settle(pilot)
+        assert app.nudge is not None and app.sampled is not None
+
+        def progress(step: int) -> messages.TrainingProgress:
+            return messages.TrainingProgress(messages.TrainingSnapshot(
+                step, 5.0, None, 1e-3, 900.0, (5.0,), (), running=True, dirty=True))
+
+        app.post_message(progress(app.step))  # news of the same weights: the lines hold
+        await pilot.pause()
+        assert app.nudge is not None and app.sampled is not None
+        app.post_message(progress(app.step + 1))  # the weights moved on: both are stale
+        await pilot.pause()
+        assert app.nudge is None and app.sampled is None
+        assert "p(label)" not in app.query_one("#context").shown()
+
+
 async def test_a_window_whose_label_is_held_out_says_so_on_the_label_line(tmp_path):
     fake = FakeSession(checkpoint_dir=tmp_path)
     app = NnioApp(session=fake)
