@@ -297,7 +297,11 @@ async def test_r_resets_only_after_yes(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("s", "s", "r", "n")
+        await pilot.press("s", "s", "r")
+        await settle(pilot)
+        footer = [(key.key_display, key.description) for key in app.screen.query("FooterKey")]
+        assert footer == [("y", "Reset"), ("n/esc", "Keep")]  # not the keys the dialog holds off
+        await pilot.press("n")
         await settle(pilot)
         assert app.step == 2
         await pilot.press("r", "y")

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 
 class ConfirmReset(ModalScreen[bool]):
@@ -17,7 +17,7 @@ class ConfirmReset(ModalScreen[bool]):
 
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("y", "answer(True)", "Reset"),
-        Binding("n,escape", "answer(False)", "Keep"),
+        Binding("n,escape", "answer(False)", "Keep", key_display="n/esc"),
     ]
 
     def __init__(self, kept_as: str | None = None) -> None:
@@ -34,6 +34,7 @@ class ConfirmReset(ModalScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button("Reset (y)", variant="error", id="yes")
                 yield Button("Keep (n)", variant="primary", id="no")
+        yield Footer()  # covers the app's, whose keys do nothing while this is open
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
