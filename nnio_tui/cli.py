@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 import os
 import re
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +224,9 @@ def command_hint(corpus: str | None, argv: list[str]) -> str | None:
     Returns:
         The error line, or None when corpus is no such mistake.
     """
+    import difflib
+    import shlex
+
     # Only a bare word can be a command; a missing data.txt or ./train gets "corpus not found".
     if corpus is None or not re.fullmatch(r"[a-z]+", corpus) or Path(corpus).exists():
         return None
