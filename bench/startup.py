@@ -4,7 +4,8 @@ Run: python bench/startup.py [--runs 3] [--workers process thread]
 
 Each run starts `python -m nnio_tui` (what the `nnio-tui` script runs) in a 100x30
 pseudo-terminal and reads what it draws, from the moment before the process is spawned:
-- first frame: the footer's "Run/pause" is on screen (the loading view, before torch);
+- first frame: the footer's "Help" is on screen (the loading view, before torch; its footer
+  lists only the keys that work before the session opens, so not "Run/pause");
 - first probe: the next-token panel's "entropy" line is on screen (torch loaded, corpus
   opened, model built, one forward pass).
 The first run uses an empty token cache (the bundled corpus is tokenized), the others reuse
@@ -41,7 +42,7 @@ def launch(env: dict, worker: str, timeout: float = 60.0) -> tuple[float, float]
             seen += data
             now = time.perf_counter() - app.started
             text = ANSI.sub(b"", seen)
-            if frame is None and b"Run/pause" in text:
+            if frame is None and b"Help" in text:
                 frame = now
             if b"entropy " in text:
                 probe = now
