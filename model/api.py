@@ -222,8 +222,9 @@ class Session:
             on_progress: called with (what, fraction 0..1) while slow work runs.
             expect: settings the user asked for ("encoding", "preset" or GPTConfig/TrainConfig
                 fields); one that differs from the checkpoint's is a CheckpointError naming it.
-            corpus_optional: for predicting and sampling only: when the training corpus is
-                gone, the bundled sample stands in, since nothing will train on it.
+            corpus_optional: for predicting and sampling only: unless corpus is given, the
+                bundled sample stands in for the training corpus, which is not read, since
+                nothing will train on it; a given corpus that cannot be read is replaced too.
             precision: as in Session.open; not saved with the run.
         """
         from model.resume import resume

@@ -49,6 +49,10 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
             f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
             f"{enc.n_vocab}; load it with the encoding it was trained with")
     source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
+    if corpus_optional and corpus is None:
+        # Predicting and sampling read no corpus: the small bundled one stands in, as opening
+        # (hashing, maybe tokenizing) gigabytes of training text would take minutes.
+        source = "<sample>"
     try:
         if source == "-" and corpus is None:
             # Reading stdin again would wait for input nobody sends, or read other text.

@@ -197,3 +197,24 @@ def test_text_from_stdin_never_overwrites_the_last_run_from_stdin(tmp_path):
         " ".join(piped.stderr.split()))
     assert path.read_bytes() == first
     assert path.with_name(f"{path.stem}-2{path.suffix}").is_file()
+
+
+@pytest.mark.parametrize("command", [["predict", "--text", "the cat"], ["sample", "--prompt",
+                                                                         "the cat", "--seed", "1"]])
+def test_predict_and_sample_never_read_the_training_corpus(tmp_path, capsys, monkeypatch,
+                                                            command):
+    import model.corpus
+
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("the cat sat on the mat. " * 100)
+    checkpoint = Session.open(corpus, preset="tiny", device="cpu").save(tmp_path / "run.safetensors")
+    opened, real_open = [], model.corpus.open_corpus
+
+    def open_corpus(source, *args, **kwargs):
+        opened.append(source)
+        return real_open(source, *args, **kwargs)
+
+    monkeypatch.setattr(model.corpus, "open_corpus", open_corpus)
+    assert cli.main([*command, "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
+    assert opened == [None]  # the bundled sample stood in: a big corpus costs nothing here
+    assert "cat" in capsys.readouterr().out
