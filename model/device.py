@@ -101,8 +101,8 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-# What torch's CPU allocator says when malloc fails; it raises a plain RuntimeError there.
-_CPU_ALLOC_FAILED = "can't allocate memory"
+# What torch's CPU allocator says when malloc fails (POSIX, Windows); a plain RuntimeError.
+_CPU_ALLOC_FAILED = ("can't allocate memory", "not enough memory")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -110,4 +110,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     allocator's RuntimeError, or Python's and numpy's MemoryError."""
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(error, RuntimeError) and _CPU_ALLOC_FAILED in str(error)
+    text = str(error)
+    return (isinstance(error, RuntimeError) and "DefaultCPUAllocator" in text
+            and any(words in text for words in _CPU_ALLOC_FAILED))

@@ -351,7 +351,8 @@ class NnioApp(App[int]):
         if self._is_current(message.start, message.length):
             self.nudge = message.report
             self.sampled = None  # drawn from the weights before the nudge
-            self._lines_step = self.step
+            # the report's own step: while training runs, self.step lags the worker's
+            self._lines_step = message.report.step
 
     def on_token_sampled(self, message: messages.TokenSampled) -> None:
         if self._is_current(message.start, message.length):

@@ -27,7 +27,7 @@ PRESET_NAMES = ("tiny", "cpu", "gpu", "gpt2")
 FIELD_FLAGS = {"block_size": "--block-size", "n_layer": "--n-layer", "n_head": "--n-head",
                "n_embd": "--n-embd", "batch_size": "--batch-size", "learning_rate": "--lr"}
 
-# torch.manual_seed takes a signed 64-bit number.
+# Seeds reach torch.manual_seed and numpy's SeedSequence; 63 bits suit both.
 MAX_SEED = 2**63 - 1
 
 SUBCOMMAND_HELP = {
@@ -224,12 +224,12 @@ def command_hint(corpus: str | None, argv: list[str]) -> str | None:
     Returns:
         The error line, or None when corpus is no such mistake.
     """
-    import difflib
-    import shlex
-
     # Only a bare word can be a command; a missing data.txt or ./train gets "corpus not found".
     if corpus is None or not re.fullmatch(r"[a-z]+", corpus) or Path(corpus).exists():
         return None
+    import difflib
+    import shlex
+
     if corpus in SUBCOMMANDS:
         at = argv.index(corpus)
         return f"put the command first: nnio-tui {shlex.join([corpus, *argv[:at], *argv[at + 1:]])}"
@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name (default sys.argv[1:]).
 
     Returns:
-        0 on success, 2 on a usage or input error (one line on stderr), 130 on Ctrl+C.
+        0 on success, 2 on a usage or input error (one line on stderr), 128 + the signal's
+        number when train is stopped by Ctrl+C (130), SIGTERM (143) or SIGHUP (129).
     """
     from model.api import NnioError, tune_allocator
 

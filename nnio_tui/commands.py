@@ -217,7 +217,10 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
             say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
                 " (--checkpoint FILE starts another run)")
             return session
-    free = next(p for p in _beside(path) if not p.exists())
+    free = next((p for p in _beside(path) if not p.exists()), None)
+    if free is None:
+        raise CheckpointError(f"every run name beside {path} is taken: remove old runs from"
+                              f" {path.parent}, or give --checkpoint FILE")
     args.checkpoint = str(free)
     say(f"not resuming {_home_as_tilde(path)} ({why}); this run saves to"
         f" {_home_as_tilde(free)}")

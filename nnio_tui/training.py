@@ -347,6 +347,8 @@ class TrainingBridge:
                 self._probe_and_post(before, since="the nudge")
             case Sample(start, length, temperature):
                 ids = session.token_ids(start, start + length)
+                # the step it was drawn at reaches the app first: the sample holds until the next
+                self._post(TrainingProgress(self._snapshot()))
                 self._post(TokenSampled(start, length, session.sample(ids, temperature=temperature)))
             case Save():
                 self._post(CheckpointSaved(session.save()))

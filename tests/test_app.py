@@ -122,9 +122,13 @@ async def test_a_nudge_and_a_sample_made_while_training_runs_clear_at_its_next_s
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await pilot.press("s", "s")
+        await settle(pilot)
+        app.step = 0  # while training runs, the app's step lags the worker's
         await pilot.press("u", "g")
         await settle(pilot)
         assert app.nudge is not None and app.sampled is not None
+        assert app.nudge.step == 2
 
         def progress(step: int) -> messages.TrainingProgress:
             return messages.TrainingProgress(messages.TrainingSnapshot(
