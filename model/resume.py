@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model.errors import CheckpointError, ConfigError, CorpusError
-from model.run_files import check_expected, looks_like_pickle
+from model.run_files import SAMPLE_SOURCE, check_expected, looks_like_pickle
 
 
 def resume(cls, checkpoint: Path, *, corpus, device: str,
@@ -48,16 +48,16 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         raise CheckpointError(
             f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
             f"{enc.n_vocab}; load it with the encoding it was trained with")
-    source = corpus if corpus is not None else meta.get("corpus_source", "<sample>")
+    source = corpus if corpus is not None else meta.get("corpus_source", SAMPLE_SOURCE)
     if corpus_optional and corpus is None:
         # Predicting and sampling read no corpus: the small bundled one stands in, as opening
         # (hashing, maybe tokenizing) gigabytes of training text would take minutes.
-        source = "<sample>"
+        source = SAMPLE_SOURCE
     try:
         if source == "-" and corpus is None:
             # Reading stdin again would wait for input nobody sends, or read other text.
             raise CorpusError(f"{path} was trained on text from stdin: give the corpus again")
-        opened = open_corpus(None if source == "<sample>" else source, enc, encoding,
+        opened = open_corpus(None if source == SAMPLE_SOURCE else source, enc, encoding,
                              on_progress)
         opened.check_fits(gpt_cfg.block_size, fixed=True)
     except CorpusError:
