@@ -41,7 +41,7 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
     check_expected(path, expect, {
-        "encoding": encoding, "preset": meta.get("preset", "custom"),
+        "encoding": encoding, "preset": meta.get("preset", "custom"), "seed": seed,
         **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
     enc = load_encoding(encoding)
     if enc.n_vocab != gpt_cfg.vocab_size:

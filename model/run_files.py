@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from model.errors import CheckpointError, CorpusError
@@ -41,14 +42,25 @@ def corpus_source_label(source: str | Path | None) -> str:
     return str(existing_corpus_path(source).resolve())
 
 
+def numbered_beside(path: Path, tag: str = "") -> Iterator[Path]:
+    """NAME{tag}-2, NAME{tag}-3, ... beside path: the names a run saves to when NAME{tag}
+    is taken. Ends at 9,999, so a caller finding none free can say so."""
+    return (path.with_name(f"{path.stem}{tag}-{n}{path.suffix}") for n in range(2, 10_000))
+
+
 def before_reset_path(checkpoint: Path) -> Path:
     """Where a run's saved checkpoint is kept when a reset's first save would overwrite it:
     NAME-before-reset, or NAME-before-reset-2, -3, ... where the earlier ones are taken, so
     a second reset never replaces the run that the first one kept."""
-    first = checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}")
-    others = (checkpoint.with_name(f"{checkpoint.stem}-before-reset-{n}{checkpoint.suffix}")
-              for n in itertools.count(2))
-    return next(path for path in itertools.chain((first,), others) if not path.exists())
+    tag = "-before-reset"
+    first = checkpoint.with_name(f"{checkpoint.stem}{tag}{checkpoint.suffix}")
+    free = (path for path in itertools.chain((first,), numbered_beside(checkpoint, tag))
+            if not path.exists())
+    kept = next(free, None)
+    if kept is None:
+        raise CheckpointError(f"every -before-reset name beside {checkpoint} is taken: remove"
+                              f" old runs from {checkpoint.parent}")
+    return kept
 
 
 def training_log_path() -> Path:
@@ -97,6 +109,7 @@ def saved_settings(path: Path) -> dict | None:
     meta = peek_metadata(path)
     try:
         settings = {"encoding": meta["encoding"], "preset": meta.get("preset", "custom"),
+                    "seed": int(meta.get("seed", 0)),
                     **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
     except (KeyError, ValueError, TypeError):
         return None

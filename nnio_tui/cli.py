@@ -121,8 +121,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="matmul precision while training; auto: bf16 on Ampere+ GPUs"
                              " and on CPUs with bf16 instructions, else fp32")
-    parser.add_argument("--seed", type=_seed, default=0,
-                        help="seeds the weights and the windows; CPU runs repeat exactly"
+    parser.add_argument("--seed", type=_seed,
+                        help="seeds a new run's weights and windows; CPU runs repeat exactly"
                              " (default 0)")
     parser.add_argument("--block-size", type=_positive(int), help="the model's longest context")
     parser.add_argument("--n-layer", type=_positive(int), help="transformer blocks")
@@ -148,7 +148,7 @@ def in_flag_names(message: str) -> str:
 
 def expected_from(args: argparse.Namespace) -> dict:
     """Everything the user set that a resumed checkpoint must agree with."""
-    given = {"encoding": args.encoding, "preset": args.preset}
+    given = {"encoding": args.encoding, "preset": args.preset, "seed": args.seed}
     return {**{k: v for k, v in given.items() if v is not None}, **overrides_from(args)}
 
 

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -171,7 +170,7 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
     else:
         check_save_path(default_run_path(args.corpus, args.preset or "cpu"))
     return Session.open(args.corpus, encoding=args.encoding or "cl100k_base",
-                        preset=args.preset or "cpu", device=args.device, seed=args.seed,
+                        preset=args.preset or "cpu", device=args.device, seed=args.seed or 0,
                         overrides=overrides_from(args), checkpoint=args.checkpoint,
                         on_progress=on_progress, precision=args.precision)
 
@@ -185,7 +184,7 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     args.checkpoint is pointed at a free path beside it; the user is told either way.
     """
     from model.api import CheckpointError, Session, corpus_source_label, default_run_path
-    from model.run_files import first_mismatch, saved_settings
+    from model.run_files import first_mismatch, numbered_beside, saved_settings
     from nnio_tui.cli import expected_from
 
     path = default_run_path(args.corpus, args.preset or "cpu")
@@ -217,7 +216,7 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
             say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
                 " (--checkpoint FILE starts another run)")
             return session
-    free = next((p for p in _beside(path) if not p.exists()), None)
+    free = next((p for p in numbered_beside(path) if not p.exists()), None)
     if free is None:
         raise CheckpointError(f"every run name beside {path} is taken: remove old runs from"
                               f" {path.parent}, or give --checkpoint FILE")
@@ -227,17 +226,12 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     return None
 
 
-def _beside(path: Path) -> Iterator[Path]:
-    """The paths a run with other settings saves to: NAME-2, NAME-3, ... beside path."""
-    return (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
-
-
 def _resume_beside(path: Path, expect: dict, load, say, why: str):
     """Resume the first run beside path saved with the settings expected; None if none is."""
     from model.api import CheckpointError
-    from model.run_files import first_mismatch, saved_settings
+    from model.run_files import first_mismatch, numbered_beside, saved_settings
 
-    for other in _beside(path):
+    for other in numbered_beside(path):
         if not other.exists():
             return None
         saved = saved_settings(other)  # the header only: no other run's tensors are read

@@ -80,6 +80,32 @@ def test_precision_is_a_runtime_choice_not_another_run(capsys):
     assert "invalid choice: 'half'" in capsys.readouterr().err
 
 
+def test_another_seed_is_another_run_and_no_seed_resumes_whichever_was_saved(capsys):
+    path = default_checkpoint_path("sample_data", "tiny")
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    assert cli.main(train) == 0 and cli.main([*train, "--seed", "3"]) == 0
+    assert "(saved with seed 0, not 3); this run saves to" in capsys.readouterr().err
+    beside = path.with_name("sample_data-tiny-2.safetensors")
+    assert Session.load(beside, device="cpu").info().step == 1
+    assert cli.main([*train, "--seed", "3"]) == 0  # that seed again: the run beside resumes
+    assert cli.main(train) == 0  # no seed: the default run resumes with its own
+    assert cli.main([*train, "--seed", "0"]) == 0  # the saved seed, said out loud
+    assert Session.load(beside, device="cpu").step_count == 2
+    assert Session.load(path, device="cpu").step_count == 3
+
+
+def test_a_seed_the_checkpoint_was_not_saved_with_is_refused(tmp_path, capsys):
+    path = tmp_path / "run.safetensors"
+    argv = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu",
+            "--checkpoint", str(path)]
+    assert cli.main(argv) == 0
+    before = path.read_bytes()
+    assert cli.main([*argv, "--seed", "5"]) == 2
+    assert (f"{path} was saved with seed 0, not 5: drop --seed to resume it, or give a new"
+            " --checkpoint path") in " ".join(capsys.readouterr().err.split())
+    assert path.read_bytes() == before
+
+
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     return Session.open(None, preset="tiny", device="cpu").save(tmp_path / "tiny.safetensors")
