@@ -16,6 +16,7 @@ from model.errors import (
     CheckpointError,
     ConfigError,
     CorpusError,
+    DamagedCheckpoint,
     DeviceError,
     EncodingError,
     NnioError,
@@ -41,7 +42,7 @@ from model.run_files import (
 from model.tokens import TokenizedSource, tokenize_source
 
 __all__ = [
-    "CheckpointError", "ConfigError", "CorpusError", "DeviceError", "EncodingError",
+    "CheckpointError", "ConfigError", "DamagedCheckpoint", "CorpusError", "DeviceError", "EncodingError",
     "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",

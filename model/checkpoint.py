@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from model.errors import CheckpointError
+from model.errors import CheckpointError, DamagedCheckpoint
 from model.gpt import padded_vocab
 
 FORMAT = "nnio-tui-checkpoint"
@@ -141,10 +141,10 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = f.metadata() or {}
             if meta.get("format") != FORMAT:
-                raise CheckpointError(damaged)
+                raise DamagedCheckpoint(damaged)
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(damaged) from e
+        raise DamagedCheckpoint(damaged) from e
     if meta.get("format_version") != VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format {meta.get('format_version')!r}, this version reads"
@@ -172,7 +172,7 @@ def read_foreign(path: Path) -> dict:
             f"{path} holds Python objects, not just tensors; refusing to unpickle it") from e
     except (RuntimeError, EOFError, ValueError, OSError, SafetensorError) as e:
         # a damaged file named .safetensors: this torch hands such names to safetensors
-        raise CheckpointError(f"{path} is not a readable PyTorch state dict or is damaged") from e
+        raise DamagedCheckpoint(f"{path} is not a readable PyTorch state dict or is damaged") from e
 
 
 def read_nanogpt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -202,7 +202,7 @@ def read_nanogpt(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
                "n_head": args["n_head"], "n_embd": args["n_embd"],
                "dropout": 0.0, "bias": bool(args.get("bias", False))}
     except KeyError as e:
-        raise CheckpointError(f"{path}: model_args lacks {e}; the file is incomplete") from e
+        raise DamagedCheckpoint(f"{path}: model_args lacks {e}; the file is incomplete") from e
     tensors = {}
     for name, value in data["model"].items():
         name = name.removeprefix("_orig_mod.")  # torch.compile's wrapper prefix
@@ -225,10 +225,10 @@ def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor], path
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     if missing:
-        raise CheckpointError(f"{path} lacks weight {missing[0]}; the file is incomplete")
+        raise DamagedCheckpoint(f"{path} lacks weight {missing[0]}; the file is incomplete")
     for name, value in own.items():
         if state[name].shape != value.shape:
-            raise CheckpointError(
+            raise DamagedCheckpoint(
                 f"{path}: weight {name} has shape {tuple(state[name].shape)},"
                 f" the model expects {tuple(value.shape)}")
     model.load_state_dict(state, strict=False)
@@ -250,7 +250,7 @@ def optimizer_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], fu
         for field in _OPTIM_FIELDS:
             value = tensors.get(f"optim/{name}/{field}")
             if value is not None and field != "step" and value.shape != p.shape:
-                raise CheckpointError(
+                raise DamagedCheckpoint(
                     f"{path}: optimizer state {name}/{field} has shape {tuple(value.shape)},"
                     f" the weight has {tuple(p.shape)}; the file is damaged")
             if value is not None:

@@ -22,6 +22,11 @@ class CheckpointError(NnioError):
     """A checkpoint is missing, corrupt, unsafe, or does not match."""
 
 
+class DamagedCheckpoint(CheckpointError):
+    """The file is there but cannot be read as a checkpoint: damaged, cut short, or another
+    kind of file. Moving it aside (or another path) is the way on."""
+
+
 class DeviceError(NnioError):
     """The requested device is absent, or ran out of memory."""
 

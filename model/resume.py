@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from model.errors import CheckpointError, ConfigError, CorpusError
+from model.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint
 from model.run_files import SAMPLE_SOURCE, check_expected, looks_like_pickle
 
 
@@ -39,7 +39,7 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
             raise ValueError(f"step {step} and seed {seed} must be 0 or more")
         data_state = json.loads(meta["data_state"]) if "data_state" in meta else None
     except (KeyError, ValueError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"{path} has missing or unreadable settings ({e})") from e
+        raise DamagedCheckpoint(f"{path} has missing or unreadable settings ({e})") from e
     check_expected(path, expect, {
         "encoding": encoding, "preset": meta.get("preset", "custom"), "seed": seed,
         **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
@@ -77,6 +77,6 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         try:
             trainer.windows.set_state(data_state)
         except (KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{path} has an unreadable sampler state ({e})") from e
+            raise DamagedCheckpoint(f"{path} has an unreadable sampler state ({e})") from e
     session._restore_history(meta.get("loss_history"))
     return session

@@ -151,7 +151,7 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
         on_progress: (what, fraction) callback for slow work.
         say: called with a one-line notice (resumed, or saving elsewhere); may be None.
     """
-    from model.api import Session, check_save_path, default_run_path
+    from model.api import DamagedCheckpoint, Session, check_save_path, default_run_path
     from nnio_tui.cli import expected_from, overrides_from
 
     if args.checkpoint is None:
@@ -161,9 +161,13 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
         if Path(args.checkpoint).expanduser().exists():
-            session = Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
-                                   on_progress=on_progress, expect=expected_from(args),
-                                   precision=args.precision)
+            try:
+                session = Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
+                                       on_progress=on_progress, expect=expected_from(args),
+                                       precision=args.precision)
+            except DamagedCheckpoint as error:
+                raise DamagedCheckpoint(f"{error}: move it aside to start a new run there, or"
+                                        " give another --checkpoint path") from error
             (say or (lambda line: None))(
                 f"resumed {args.checkpoint} at step {session.step_count:,}")
             return session

@@ -149,7 +149,11 @@ def test_bad_checkpoint_for_predict_and_sample(saved, capsys, command, case):
 def test_bad_checkpoint_for_train(saved, capsys, case):
     make, message = BAD[case]
     argv = ["train", "--steps", "1", "--device", "cpu", "--checkpoint", str(make(saved))]
-    assert message in fails(argv, capsys)
+    line = fails(argv, capsys)
+    assert message in line
+    # the way on: a run at another path, or at this one once the file is out of the way
+    assert line.endswith(": move it aside to start a new run there, or give another"
+                         " --checkpoint path")
 
 
 def test_train_refuses_a_folder_as_its_checkpoint(tmp_path, capsys):
