@@ -225,8 +225,11 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
         raise CheckpointError(f"every run name beside {path} is taken: remove old runs from"
                               f" {path.parent}, or give --checkpoint FILE")
     args.checkpoint = str(free)
+    # A folder that moved, or another copy of the same text, may still be the run wanted.
+    other_text = (f"; --checkpoint {_home_as_tilde(path)} goes on with that run on this text"
+                  if mismatch is not None and mismatch.startswith("corpus ") else "")
     say(f"not resuming {_home_as_tilde(path)} ({why}); this run saves to"
-        f" {_home_as_tilde(free)}")
+        f" {_home_as_tilde(free)}{other_text}")
     return None
 
 

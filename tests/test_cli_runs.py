@@ -198,11 +198,16 @@ def test_a_file_of_the_same_name_in_another_folder_is_another_run(tmp_path, caps
     err = " ".join(capsys.readouterr().err.split())
     assert (f"(saved with corpus {tmp_path / 'a' / 'notes.txt'}, not"
             f" {tmp_path / 'b' / 'notes.txt'}); this run saves to") in err
+    # a moved folder's run is one flag away
+    assert (f"-tiny-2.safetensors; --checkpoint {path} goes on with that run on this text"
+            in err)
     assert path.read_bytes() == before
     assert cli.main([*train, str(tmp_path / "b" / "notes.txt")]) == 0  # its own run resumes
     assert "notes.txt-tiny-2.safetensors at step 1, the run with these settings" in " ".join(
         capsys.readouterr().err.split())
     assert Session.load(path, device="cpu").step_count == 1
+    assert cli.main([*train, str(tmp_path / "b" / "notes.txt"), "--checkpoint", str(path)]) == 0
+    assert Session.load(path, device="cpu").step_count == 2  # the flag the notice gave
 
 
 def test_text_from_stdin_never_overwrites_the_last_run_from_stdin(tmp_path):
