@@ -439,7 +439,6 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
         check_device,
         check_save_path,
         context_limit,
-        default_run_path,
         existing_corpus_path,
     )
 
@@ -454,14 +453,37 @@ def check_app_flags(args: argparse.Namespace, overrides: dict) -> None:
     if args.checkpoint is not None:
         check_save_path(args.checkpoint)
     if args.context is not None:
-        decides = args.checkpoint
-        if decides is None and not overrides:  # the default run is resumed, with its own size
-            decides = default_run_path(args.corpus, args.preset or "cpu")
-        limit = context_limit(args.preset or "cpu", overrides, decides)
+        limit = context_limit(args.preset or "cpu", overrides, _run_to_resume(args))
         if limit is not None and args.context > limit:
             raise ConfigError(
                 f"--context {args.context} is longer than the model's block size {limit}: use"
                 f" --context {limit} or less, or a larger --block-size for a new run")
+
+
+def _run_to_resume(args: argparse.Namespace) -> str | Path | None:
+    """The saved run the app will open, told from headers alone as open_for_training tells
+    it: --checkpoint, else the default run or the first run beside it saved with these
+    settings and corpus; None when a new run starts."""
+    from model.api import corpus_source_label, default_run_path
+    from model.run_files import first_mismatch, numbered_beside, saved_settings
+    from nnio_tui.cli import expected_from
+
+    if args.checkpoint is not None:
+        return args.checkpoint
+    path = default_run_path(args.corpus, args.preset or "cpu")
+    expect = {**expected_from(args), "corpus": corpus_source_label(args.corpus)}
+    saved = saved_settings(path) if path.is_file() else None
+    if saved is None:  # no run, or a header only loading can judge: resumed if it loads
+        return path
+    if first_mismatch(expect, saved) is None:
+        return path
+    for other in numbered_beside(path):
+        if not other.exists():
+            return None
+        saved = saved_settings(other)
+        if saved is not None and first_mismatch(expect, saved) is None:
+            return other
+    return None
 
 
 def app(args: argparse.Namespace, overrides: dict) -> int:

@@ -251,6 +251,21 @@ def test_app_context_checked_against_the_default_run_it_resumes(capsys):
         commands.check_app_flags(args, cli.overrides_from(args))
 
 
+def test_app_context_checked_against_the_run_it_opens_not_one_it_leaves(capsys):
+    def check(*argv):
+        args = cli.build_parser(None).parse_args(["--preset", "tiny", *argv])
+        commands.check_app_flags(args, cli.overrides_from(args))
+
+    assert cli.main(["train", "--preset", "tiny", "--block-size", "32", "--steps", "1",
+                     "--device", "cpu"]) == 0
+    check("--context", "24", "--seed", "0")  # the saved seed: that run opens, and takes 32
+    with pytest.raises(ConfigError, match="--context 24 is longer than the model's block size 16"):
+        check("--context", "24", "--seed", "1")  # another seed: a new run, of the preset's 16
+    assert cli.main(["train", "--preset", "tiny", "--steps", "1", "--device", "cpu",
+                     "--seed", "1", "--block-size", "24"]) == 0  # saved beside the first
+    check("--context", "24", "--seed", "1")  # that run, beside, opens now
+
+
 def test_a_nan_loss_stops_keeps_good_weights_and_says_so(tmp_path, capsys, monkeypatch):
     from model.gpt import GPT
 
