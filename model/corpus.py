@@ -408,7 +408,8 @@ def _tokenize_into_cache(documents: Stream, enc, cache: Path | None, key: str,
         if documents.kind != "stdin":  # stdin's copy is gone once the corpus is open
             meta["files"] = [str(path) for path in documents.files]
         if not has_text:
-            raise CorpusError(empty)
+            blank = empty.replace(" is empty:", " holds only whitespace:")
+            raise CorpusError(blank if n_chars else empty)
         if unchanged():
             ids = out.finish(meta)
         else:

@@ -255,7 +255,7 @@ def test_a_file_read_a_few_bytes_at_a_time_gives_the_ids_of_one_whole_encode(tex
         folder.mkdir(parents=True, exist_ok=True)
         path = _write(folder / f"{_STREAMED[0]}.txt", text)
         if not text.strip():
-            with pytest.raises(CorpusError, match="is empty"):
+            with pytest.raises(CorpusError, match="holds only whitespace" if text else "is empty"):
                 open_corpus(path, ENC)
             return
         c = open_corpus(path, ENC)
@@ -369,14 +369,25 @@ def test_jsonl_streams_its_records_as_the_whole_list_would_give_them(tmp_path):
 
 def test_empty_file_is_named_as_typed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _write(tmp_path / "e.txt", " \n")
+    _write(tmp_path / "e.txt", "")
     with pytest.raises(CorpusError) as err:
         open_corpus("e.txt", ENC)
     assert str(err.value) == "corpus e.txt is empty: it needs text"
 
 
-def test_jsonl_of_blank_texts_is_empty(tmp_path):
+def test_a_file_of_whitespace_is_not_called_empty(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "w.txt", " \n\t\n")
+    with pytest.raises(CorpusError) as err:
+        open_corpus("w.txt", ENC)
+    assert str(err.value) == "corpus w.txt holds only whitespace: it needs text"
+
+
+def test_jsonl_of_blank_texts_has_no_text(tmp_path):
     path = _write(tmp_path / "d.jsonl", "\n".join(json.dumps({"text": t}) for t in ["", " \n"]))
+    with pytest.raises(CorpusError, match="holds only whitespace: it needs text"):
+        open_corpus(path, ENC)
+    path = _write(tmp_path / "e.jsonl", "\n".join(json.dumps({"text": ""}) for _ in range(3)))
     with pytest.raises(CorpusError, match="is empty: it needs text"):
         open_corpus(path, ENC)
 
@@ -486,6 +497,9 @@ def test_stdin_that_is_binary_empty_or_broken_utf8_is_said_to_be(monkeypatch):
     with pytest.raises(CorpusError, match="^stdin looks like a binary file, not text: pipe text"):
         open_corpus("-", ENC)
     _pipe_stdin(monkeypatch, b" \n\t\n")
+    with pytest.raises(CorpusError, match="^corpus on stdin holds only whitespace"):
+        open_corpus("-", ENC)
+    _pipe_stdin(monkeypatch, b"")
     with pytest.raises(CorpusError, match="^corpus on stdin is empty"):
         open_corpus("-", ENC)
     _pipe_stdin(monkeypatch, b"caf\xe9 au lait")
