@@ -462,8 +462,7 @@ class NnioApp(App[int]):
 
     def action_scroll_tokens(self, pages: int) -> None:
         """Page through the corpus with the keyboard (mouse wheels are not there over SSH)."""
-        view = self.query_one(TokenChunks)
-        view.scroll_lines(pages * max(1, view.content_size.height - 1))
+        self.query_one(TokenChunks).scroll_pages(pages)
 
     def action_sample(self) -> None:
         """Draw a next token from the model."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from rich.style import Style
 from textual.app import App
 from textual.geometry import Region
@@ -590,6 +592,29 @@ async def test_page_keys_scroll_the_token_view(tmp_path):
         await pilot.press("pageup")
         await pilot.pause()
         assert view.top == first
+
+
+@pytest.mark.parametrize("ids", [False, True])
+async def test_a_page_moves_a_screenful_less_one_line_with_or_without_ids(tmp_path, ids):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        if ids:
+            await pilot.press("i")
+            await pilot.pause()
+        view = app.query_one(TokenChunks)
+        assert view._rows_per_line == (2 if ids else 1)
+        tops = []
+        for _ in range(3):
+            shown = [line[0].index for line in view._lines]
+            tops.append(view.top)
+            await pilot.press("pagedown")
+            await pilot.pause()
+            assert view.top == shown[-1]  # the last line shown is now the first: none skipped
+        for top in reversed(tops):
+            await pilot.press("pageup")
+            await pilot.pause()
+            assert view.top == top  # and back, page by page
 
 
 async def test_page_down_stops_at_the_page_that_ends_the_corpus(tmp_path):

@@ -88,6 +88,9 @@ class TokenChunks(StyleCache, Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.top = 0
+        # tops that pages down left, with the layout they were left in, so a page up undoes
+        # one exactly: lines packed backwards can break elsewhere than lines packed forwards
+        self._paged_from: list[tuple[int, int, bool, int]] = []
         self._lines: list[list[Cell]] = []
         # what each drawn line showed, and the geometry it was drawn for
         self._drawn: list[tuple] = []
@@ -232,6 +235,25 @@ class TokenChunks(StyleCache, Widget):
         elif delta < 0:
             self.top = self._line_start_before(self.top, -delta)
         self._relayout(follow=False)
+
+    def scroll_pages(self, pages: int) -> None:
+        """Move the view by whole screens, keeping one line of the last in sight; a line
+        takes two rows while ids show, so a page is counted in lines, not rows."""
+        per_page = max(1, self.content_size.height // self._rows_per_line - 1)
+        layout = (self.size.width, self.show_ids)
+        for _ in range(abs(pages)):
+            back = self._paged_from[-1] if self._paged_from else None
+            if pages < 0 and back is not None and back[1:] == (self.top, *layout):
+                self._paged_from.pop()
+                self.top = back[0]
+                self._relayout(follow=False)
+                continue
+            if back is not None and back[1:] != (self.top, *layout):
+                self._paged_from.clear()  # the view moved some other way since
+            before = self.top
+            self.scroll_lines(per_page if pages > 0 else -per_page)
+            if pages > 0 and self.top != before:
+                self._paged_from = [*self._paged_from[-999:], (before, self.top, *layout)]
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
         event.stop()
