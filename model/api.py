@@ -362,6 +362,10 @@ class Session:
         context, label = self._window(start, length)
         if label is None:
             raise ConfigError("this window ends the corpus: there is no label to nudge toward")
+        if start + length >= self._corpus.split:  # the validation loss would learn it
+            raise ConfigError(f"this window's label, token {start + length:,}, is held out for"
+                              f" validation (tokens {self._corpus.split:,} on), which training"
+                              " never sees: nudge a window before it")
         with self._out_of_memory("a nudge"):
             before, after, loss = self._trainer.nudge(context, label)
         self._updates += 1

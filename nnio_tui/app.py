@@ -74,7 +74,7 @@ KEYS = [
     ("g", "g", "sample", "Sample", "sample the next token and show how it was chosen", True),
     ("ctrl+s", "ctrl+s", "save", "Save", "save a checkpoint", False),
     ("r", "r", "reset", "Reset", "reset to random weights (asks first)", False),
-    ("question_mark", "?", "help", "Help", "this help", True),
+    ("question_mark,f1", "?", "help", "Help", "every key and what it does (f1 too)", True),
     ("q", "q", "quit", "Quit", "quit after the step, saving the run; q twice more: at once",
      True),
 ]
@@ -407,7 +407,7 @@ class NnioApp(App[int]):
         open) do nothing, and the footer leaves them out."""
         if action not in _SESSION_ACTIONS:
             return True
-        return self.corpus is not None and not self._home.has_class("-too-small")
+        return self._can_act() and not self._home.has_class("-too-small")
 
     def _send(self, command: Step | Nudge | NewWindow | Sample | Save | Reset) -> None:
         if not self._can_act():
@@ -432,7 +432,12 @@ class NnioApp(App[int]):
         self._send(Step())
 
     def action_nudge(self) -> None:
-        """One update on the current window only."""
+        """One update on the current window only, never on text held out for validation."""
+        if self.held_out and self._can_act():
+            self.bell()
+            self.notify("this window's label is held out for validation, which training never"
+                        " sees: slide left or press n for a training window", markup=False)
+            return
         self._send(Nudge(self.window_start, self.context))
 
     def action_new_window(self) -> None:
@@ -550,6 +555,7 @@ class NnioApp(App[int]):
         if self._quitting:
             return
         self._quitting = True
+        self.refresh_bindings()  # the footer and palette drop the keys that now do nothing
         self.bridge.request_quit()
         if self.corpus is None:
             # Nothing was opened, so nothing to save; a factory still running ends on its own.
@@ -569,6 +575,8 @@ class NnioApp(App[int]):
                     if command.title not in ("Quit", "Keys"))
         for _, shown, action, label, text, _ in KEYS:
             name, _, arg = action.partition("(")
+            if not self.check_action(name, ()):
+                continue  # no session open (or quitting, or too small): the key does nothing
             method = getattr(self, f"action_{name}")
             callback = partial(method, int(arg.rstrip(")"))) if arg else method
             yield SystemCommand(f"{label} ({shown})", text, callback)

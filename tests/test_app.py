@@ -120,6 +120,24 @@ async def test_nudge_raises_label_probability(tmp_path):
         assert "p(label)" not in app.query_one("#context").shown()
 
 
+async def test_a_nudge_on_a_held_out_window_is_refused_and_says_why(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        split = app.info.train_tokens
+        app._set_window(split - app.context, app.context)  # the label is held out
+        await settle(pilot)
+        assert app.held_out
+        await pilot.press("u")
+        await settle(pilot)
+        assert app.nudge is None and not fake.dirty
+        assert any("held out for validation" in n.message for n in app._notifications)
+        await pilot.press("left", "u")  # one token left: the label is training text again
+        await settle(pilot)
+        assert not app.held_out and app.nudge is not None
+
+
 async def test_a_nudge_and_a_sample_made_while_training_runs_clear_at_its_next_step(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
@@ -367,6 +385,7 @@ async def test_q_pressed_again_while_stopping_warns_then_quits_at_once(tmp_path,
         await pilot.press("q")
         await pilot.pause()
         assert "stopping ■" in border_row(chart, -1)  # not "running" while it waits for the step
+        assert footer_keys(app) == ["?", "q", "^p"]  # the keys that would be ignored are gone
         for _ in range(3):  # a signal always waits for the save: it never forces
             os.kill(os.getpid(), signal.SIGTERM)
             await pilot.pause()
@@ -480,6 +499,8 @@ async def test_open_failure_shows_one_line_and_q_quits(capsys):
         assert "corpus not found: nowhere.txt" in str(app.query_one("#loading-error").render())
         assert app.query_one("InfoHeader").render().plain.endswith("nowhere.txt  not opened")
         assert footer_keys(app) == ["?", "q", "^p"]  # nothing else works without a session
+        offered = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Help (?)", "Quit (q)"} <= offered and "Step (s)" not in offered  # nor listed
         await pilot.press("s", "q")
     assert app.return_code == 2
     # said again after the screen is gone, where the shell keeps it
@@ -535,6 +556,8 @@ async def test_help_screen_lists_keys_and_closes(tmp_path):
         assert box.max_scroll_y == 0 and box.region.height <= 24
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")  # the help key of many terminal programs
+        assert isinstance(app.screen, HelpScreen)
 
 
 async def test_commands_are_in_the_palette(tmp_path):

@@ -59,6 +59,18 @@ def test_nudge_raises_the_label_and_leaves_adamw_alone():
             assert torch.equal(v, state[id(p)][k])
 
 
+def test_a_nudge_never_trains_on_text_held_out_for_validation():
+    from model.api import ConfigError
+
+    session = _tiny()
+    split = session.info().train_tokens
+    weights = first_param(session).clone()
+    with pytest.raises(ConfigError, match=f"token {split:,}, is held out for validation"):
+        session.nudge(split - 12, 12)  # the label is the first held-out token
+    assert torch.equal(first_param(session), weights) and not session.dirty
+    assert session.nudge(split - 13, 12).after > 0  # the last label training may see
+
+
 def first_param(session) -> torch.Tensor:
     return next(session._trainer.model.parameters()).detach()
 
