@@ -38,6 +38,7 @@ from nnio_tui.corpus_view import CorpusView
 from nnio_tui.hangup import HangUpSafeWriter, hang_up_safe
 from nnio_tui.messages import TrainingSnapshot
 from nnio_tui.percent import pct
+from nnio_tui.theme_choice import save_theme, saved_theme
 from nnio_tui.training import TrainingBridge
 from nnio_tui.training_commands import Look, NewWindow, Nudge, Reset, Sample, Save, Step
 from nnio_tui.widgets.confirm_reset import ConfirmReset
@@ -207,6 +208,10 @@ class NnioApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#tokens").border_title = "tokens"
+        theme = saved_theme()
+        if theme in self.available_themes:  # one the user made may not be there any more
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, lambda picked: save_theme(picked.name))
         self._home.add_class("-loading")
         # Few or no colours: token chunks alternate underline too, so they stay apart.
         low = self._low_colour

@@ -19,6 +19,7 @@ def _private_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NNIO_TUI_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(base / "data"))
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "config"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(base / "tiktoken"))
 
 

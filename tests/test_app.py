@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -558,6 +559,59 @@ async def test_help_screen_lists_keys_and_closes(tmp_path):
         assert not isinstance(app.screen, HelpScreen)
         await pilot.press("f1")  # the help key of many terminal programs
         assert isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "solarized-light"])
+async def test_panel_outlines_stand_out_in_dark_and_light_themes(tmp_path, theme):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.theme = theme
+        await settle(pilot)
+        for panel in ("#tokens", "#context", "#loss", "#bars"):
+            widget = app.query_one(panel)
+            _, line = widget.styles.border_top
+            behind, _ = widget.background_colors
+            line = behind + line  # the border colour as drawn over what is behind it
+            # the light themes' lighter panel colour was paler than their background (1.1:1)
+            assert contrast(line, behind) > 1.8, (panel, line.hex, behind.hex)
+
+
+async def test_the_theme_picked_is_the_next_launch_s_theme(tmp_path):
+    app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "textual-dark"
+        app.theme = "solarized-light"  # as the palette's theme picker does
+        await settle(pilot)
+    again = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert again.theme == "solarized-light"
+
+
+async def test_a_damaged_settings_file_leaves_the_default_theme(tmp_path):
+    import platformdirs
+
+    settings = Path(platformdirs.user_config_dir("nnio-tui")) / "settings.json"
+    settings.parent.mkdir(parents=True)
+    for text in ("{oops", '{"theme": "no-such-theme"}', '["theme"]', '{"theme": 3}'):
+        settings.write_text(text)
+        app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.theme == "textual-dark"
+
+
+def contrast(a, b) -> float:
+    """WCAG's contrast ratio of two colours."""
+    def luminance(color) -> float:
+        def channel(value: int) -> float:
+            x = value / 255
+            return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(color.r) + 0.7152 * channel(color.g) + 0.0722 * channel(color.b)
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 async def test_commands_are_in_the_palette(tmp_path):
