@@ -19,6 +19,7 @@ from model.records import Probe, TokenProb
 from nnio_tui import messages
 from nnio_tui.app import HELP_EXTRAS, KEYS, NnioApp, help_rows
 from nnio_tui.corpus_view import CorpusView
+from nnio_tui.percent import pct
 from nnio_tui.widgets.context_window import ContextWindow, cut_to_width, wrap_parts
 from nnio_tui.widgets.help_screen import HelpScreen
 from nnio_tui.widgets.loading_view import LoadingView
@@ -179,6 +180,8 @@ async def test_a_window_whose_label_is_held_out_says_so_on_the_label_line(tmp_pa
         await settle(pilot)
         label_row = next(line for line in shown(panel).splitlines() if "label" in line)
         assert label_row.rstrip().endswith(" · held out")
+        label = app.window_chunks[-1]  # bracketed like the chips: ":" is not read as "label:"
+        assert f"label [{label.text}] {label.token_id} · held out" in label_row
 
 
 async def test_new_window_moves_the_window_and_probes_it(tmp_path):
@@ -300,7 +303,10 @@ async def test_g_samples_a_token_from_the_candidates(tmp_path):
         await settle(pilot)
         assert app.sampled is not None and app.sampled.token in app.sampled.top
         assert app.query_one("#bars").sampled == app.sampled
-        assert "sampled" in app.query_one("#context").shown()
+        drawn = " ".join(shown(app.query_one("#context")).split())
+        token = app.sampled.token
+        assert f"sampled [{token.text}] {token.token_id}" in drawn
+        assert f"from [{app.sampled.top[0].text}] {pct(app.sampled.top[0].prob)}" in drawn
         # its message leaves the bars (the label row and rank line) in sight
         toasts = list(app.screen.query("Toast"))
         bars = app.query_one(NextTokenBars)

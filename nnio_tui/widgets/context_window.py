@@ -68,7 +68,9 @@ class ContextWindow(SegmentRows, Widget):
         dim = self.cached_style("context-window--dim")
         if self.window_chunks:
             label = self.window_chunks[-1]
-            row: Row = [("label ", None), (label.text, label_style), (f" {label.token_id}", dim)]
+            # bracketed as the chips are, so "label [:] 25" is not read as "label: 25"
+            row: Row = [("label ", None), (f"[{label.text}]", label_style),
+                        (f" {label.token_id}", dim)]
             if self.held_out:  # on the label's row: the title has no room for it at 80x24
                 row.append((" · held out", dim))
             lines.append(row)
@@ -87,12 +89,13 @@ class ContextWindow(SegmentRows, Widget):
         dim = self.cached_style("context-window--dim")
         token = self.sampled.token
         parts: list[Row] = [
-            [("sampled ", None), (token.text, label_style), (f" {token.token_id}", dim)],
+            [("sampled ", None), (f"[{token.text}]", label_style), (f" {token.token_id}", dim)],
             [(f" p {pct(token.prob)}", None)],
             [(f" T={self.sampled.temperature:g} from", dim)],
         ]
         for candidate in self.sampled.top:
-            parts.append([(" ", None), (candidate.text, BOLD if candidate == token else None),
+            chosen = BOLD if candidate == token else None
+            parts.append([(" ", None), (f"[{candidate.text}]", chosen),
                           (f" {pct(candidate.prob)}", dim)])
         return parts
 
