@@ -38,16 +38,17 @@ from model.run_files import (
     corpus_source_label,
     default_checkpoint_path,
     existing_corpus_path,
+    holds_training,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
 __all__ = [
-    "CheckpointError", "ConfigError", "DamagedCheckpoint", "CorpusError", "DeviceError", "EncodingError",
-    "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
+    "CheckpointError", "ConfigError", "CorpusError", "DamagedCheckpoint", "DeviceError",
+    "EncodingError", "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
     "check_device", "corpus_source_label", "default_checkpoint_path", "default_run_path",
-    "existing_corpus_path",
+    "existing_corpus_path", "holds_training",
 ]
 
 # A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.
@@ -568,8 +569,9 @@ class Session:
         The reset dialog promises that only unsaved training is lost; the saved run stays at
         before_reset_path(target), a name no earlier reset has taken.
         """
-        if not (self._reset_since_save and target == self._checkpoint_path and target.is_file()):
-            return None
+        if not (self._reset_since_save and target == self._checkpoint_path
+                and holds_training(target)):
+            return None  # an untrained run saved there is simply replaced
         kept = before_reset_path(target)
         try:
             os.replace(target, kept)

@@ -63,6 +63,13 @@ def before_reset_path(checkpoint: Path) -> Path:
     return kept
 
 
+def holds_training(checkpoint: Path) -> bool:
+    """Whether a saved run is worth keeping before a reset saves over it: False where there
+    is none, or its header says step 0 (untrained weights, as a reset makes); a header that
+    cannot be read counts as training, so nothing unknown is lost."""
+    return checkpoint.is_file() and peek_metadata(checkpoint).get("step") != "0"
+
+
 def training_log_path() -> Path:
     """Where the app's training process writes its warnings and tracebacks."""
     import platformdirs

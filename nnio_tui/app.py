@@ -32,6 +32,7 @@ from model.api import (
     Session,
     SessionInfo,
     before_reset_path,
+    holds_training,
 )
 from nnio_tui import messages
 from nnio_tui.corpus_view import CorpusView
@@ -492,7 +493,10 @@ class NnioApp(App[int]):
             if yes:
                 self._send(Reset())
 
-        self.push_screen(ConfirmReset(self._kept_before_reset()), answered)
+        self.clear_notifications()  # a toast would sit on the question
+        # at step 0 the weights are random ones, as a reset makes: no training to lose
+        unsaved = self.training is not None and self.training.dirty and self.step > 0
+        self.push_screen(ConfirmReset(self._kept_before_reset(), unsaved=unsaved), answered)
 
     @property
     def _checkpoint_path(self) -> str | None:
@@ -501,7 +505,7 @@ class NnioApp(App[int]):
     def _kept_before_reset(self) -> str | None:
         """The name the run's saved checkpoint will move to, if it has one on disk."""
         path = self._checkpoint_path
-        if path is None or not Path(path).is_file():
+        if path is None or not holds_training(Path(path)):
             return None
         return before_reset_path(Path(path)).name
 

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from rich.style import Style
 from textual.app import App
 from textual.geometry import Region

@@ -61,6 +61,21 @@ def test_a_reset_run_saves_beside_the_saved_one_it_replaces(tmp_path):
     assert Session.load(run_path, device="cpu").info().step == 0
 
 
+def test_a_reset_keeps_no_copy_of_an_untrained_saved_run(tmp_path):
+    run_path = tmp_path / "run.safetensors"
+    run = Session.open(None, preset="tiny", device="cpu", seed=3, checkpoint=run_path)
+    run.save()  # step 0: the weights a reset makes anyway
+    for _ in range(2):
+        run.reset()
+        run.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
+    run.train(1)
+    run.save()
+    run.reset()
+    run.save()  # a trained run is still kept
+    assert Session.load(tmp_path / "run-before-reset.safetensors", device="cpu").step_count == 1
+
+
 def test_a_failed_save_after_a_reset_puts_the_saved_run_back(tmp_path, monkeypatch):
     from model import checkpoint
 

@@ -264,15 +264,31 @@ async def test_reset_then_quit_starts_the_next_launch_fresh_and_keeps_the_saved_
     app = NnioApp(session=session)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("s", "ctrl+s")
+        await pilot.press("s")
+        await settle(pilot)
+        app.notify("a toast from before")
+        await pilot.press("r")
+        await settle(pilot)
+        assert not list(app._notifications)  # none sits on the question
+        assert "unsaved training is lost" in str(
+            app.screen.query_one("#confirm-box Static", Static).content)
+        assert "kept as" not in str(app.screen.query_one("#confirm-box Static", Static).content)
+        await pilot.press("n", "ctrl+s")
         await settle(pilot)
         await pilot.press("r")
         await settle(pilot)
-        question = app.screen.query_one("#confirm-box Static", Static)
-        assert "kept as run-before-reset.safetensors" in str(question.content)
+        question = str(app.screen.query_one("#confirm-box Static", Static).content)
+        assert "kept as run-before-reset.safetensors" in question
+        assert "unsaved training is lost" not in question  # ctrl+s saved it all
         await pilot.press("y")
         await settle(pilot)
         assert app.step == 0
+        await pilot.press("r")  # fresh weights, not saved yet: no training is lost
+        await settle(pilot)
+        question = str(app.screen.query_one("#confirm-box Static", Static).content)
+        assert "kept as run-before-reset.safetensors" in question  # still the step-1 run
+        assert "unsaved training is lost" not in question
+        await pilot.press("n")
         await pilot.press("q")
         await settle(pilot)
     assert app.return_code == 0 and app.saved_path == run_path

@@ -20,13 +20,16 @@ class ConfirmReset(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Keep", key_display="n/esc"),
     ]
 
-    def __init__(self, kept_as: str | None = None) -> None:
-        """kept_as: the file name the saved run moves to at the next save, if there is one."""
+    def __init__(self, kept_as: str | None = None, *, unsaved: bool = True) -> None:
+        """kept_as: the file name the saved run moves to at the next save, if there is one;
+        unsaved: whether training since the last save would be lost."""
         super().__init__()
         self._kept_as = kept_as
+        self._unsaved = unsaved
 
     def compose(self) -> ComposeResult:
-        question = "Reset to fresh random weights? Step goes back to 0 and unsaved training is lost."
+        question = "Reset to fresh random weights? Step goes back to 0"
+        question += " and unsaved training is lost." if self._unsaved else "."
         if self._kept_as is not None:
             question += f" The saved checkpoint is kept as {self._kept_as}."
         with Vertical(id="confirm-box"):
