@@ -218,7 +218,7 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
             why = str(error)
         else:
             say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
-                " (--checkpoint FILE starts another run)")
+                " (--checkpoint NEW.safetensors starts another run)")
             return session
     free = next((p for p in numbered_beside(path) if not p.exists()), None)
     if free is None:
@@ -249,8 +249,8 @@ def _resume_beside(path: Path, expect: dict, load, say, why: str):
         except CheckpointError:
             continue
         say(f"resumed {_home_as_tilde(other)} at step {session.step_count:,}, the run with"
-            f" these settings ({_home_as_tilde(path)} was {why}; --checkpoint FILE starts"
-            " another run)")
+            f" these settings ({_home_as_tilde(path)} was {why}; --checkpoint"
+            " NEW.safetensors starts another run)")
         return session
     return None
 
