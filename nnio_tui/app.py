@@ -444,6 +444,10 @@ class NnioApp(App[int]):
             self.notify("this window's label is held out for validation, which training never"
                         " sees: slide left or press n for a training window", markup=False)
             return
+        if self.bridge.running and self._can_act():
+            # The next step would move the weights at once and clear the before→after.
+            self.bridge.pause()
+            self.notify("training paused to show the nudge: space runs on", timeout=4)
         self._send(Nudge(self.window_start, self.context))
 
     def action_new_window(self) -> None:

@@ -139,6 +139,23 @@ async def test_a_nudge_on_a_held_out_window_is_refused_and_says_why(tmp_path):
         assert not app.held_out and app.nudge is not None
 
 
+async def test_a_nudge_pauses_training_so_its_result_stays_in_sight(tmp_path):
+    fake = FakeSession(checkpoint_dir=tmp_path)
+    app = NnioApp(session=fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.bridge.running
+        await pilot.press("u")
+        await settle(pilot)
+        assert not app.bridge.running and app.nudge is not None
+        stepped = fake._step
+        await settle(pilot)
+        assert fake._step == stepped and "p(label)" in app.query_one("#context").shown()
+        assert any("space runs on" in n.message for n in app._notifications)
+
+
 async def test_a_nudge_and_a_sample_made_while_training_runs_clear_at_its_next_step(tmp_path):
     app = NnioApp(session=FakeSession(checkpoint_dir=tmp_path))
     async with app.run_test(size=SIZE) as pilot:
