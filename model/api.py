@@ -237,14 +237,18 @@ class Session:
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:
+        from model.train import lr_at
+
+        step = self._trainer.step
         return SessionInfo(
             corpus_name=self._corpus.name, n_tokens=self.n_tokens, encoding=self._encoding,
             vocab_size=self._gpt_cfg.vocab_size, preset=self._preset,
             n_params=self._trainer.model.num_params(), device=str(self._device),
             block_size=self.block_size, batch_size=self._train_cfg.batch_size,
-            step=self._trainer.step, checkpoint_path=str(self._checkpoint_path),
+            step=step, checkpoint_path=str(self._checkpoint_path),
             precision="fp32" if self._trainer.low_dtype is None else "bf16",
-            train_tokens=self._corpus.split)
+            train_tokens=self._corpus.split,
+            lr=lr_at(step - 1, self._train_cfg) if step > 0 else None)
 
     @property
     def warnings(self) -> tuple[str, ...]:

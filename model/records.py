@@ -91,3 +91,4 @@ class SessionInfo:
     precision: str = "fp32"  # of training's big matmuls: "fp32" or "bf16"
     # ids[:train_tokens] are trained on, the rest held out for validation; None: not known
     train_tokens: int | None = None
+    lr: float | None = None  # the last step's learning rate (the schedule's); None at step 0

@@ -121,6 +121,7 @@ class TrainingBridge:
         self._val_losses: deque[float] = deque(maxlen=self.HISTORY)
         self._last: StepReport | None = None
         self._last_val: float | None = None
+        self._opened_lr: float | None = None  # a resumed run's last rate, until a step reports
         self._last_post = 0.0
         self._announced = False
         self._checkpoint: str | None = None  # the run's, whose last window is remembered
@@ -243,6 +244,7 @@ class TrainingBridge:
         self._losses.extend(losses)
         self._val_losses.extend(val_losses)
         self._last_val = val_losses[-1] if val_losses else None
+        self._opened_lr = info.lr
         self._beside = session.probes_beside_steps
         corpus = CorpusView(
             session, lambda line: self._post(CommandFailed(line, title="cannot show the tokens")))
@@ -357,7 +359,7 @@ class TrainingBridge:
                 session.reset()
                 self._losses.clear()
                 self._val_losses.clear()
-                self._last, self._last_val = None, None
+                self._last, self._last_val, self._opened_lr = None, None, None
                 self._eval_due = False
                 self._post(SessionReset(session.info()))
                 self._post(TrainingProgress(self._snapshot()))
@@ -422,7 +424,7 @@ class TrainingBridge:
             step=step,
             loss=last.loss if last else (self._losses[-1] if self._losses else None),
             val_loss=self._last_val,
-            lr=last.lr if last else None,
+            lr=last.lr if last else self._opened_lr,
             tokens_per_s=last.tokens_per_s if last else None,
             losses=tuple(self._losses),
             val_losses=tuple(self._val_losses),

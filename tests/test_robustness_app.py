@@ -294,3 +294,18 @@ async def test_reset_then_quit_starts_the_next_launch_fresh_and_keeps_the_saved_
     assert app.return_code == 0 and app.saved_path == run_path
     assert Session.load(run_path, device="cpu").info().step == 0
     assert Session.load(tmp_path / "run-before-reset.safetensors", device="cpu").info().step == 1
+
+
+async def test_a_resumed_run_shows_its_learning_rate_before_its_first_step(tmp_path):
+    run_path = tmp_path / "run.safetensors"
+    run = Session.open(None, preset="tiny", device="cpu", checkpoint=run_path)
+    last = run.train(3)
+    run.save()
+    assert Session.open(None, preset="tiny", device="cpu").info().lr is None  # no step yet
+    resumed = Session.load(run_path, device="cpu")
+    assert resumed.info().lr == pytest.approx(last.lr)  # the last step's, as a step reports
+    app = NnioApp(session=resumed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.training.lr == pytest.approx(last.lr)
+        assert "lr -" not in " ".join(shown(app.query_one("#loss")).split())
