@@ -189,6 +189,7 @@ class Session:
         torch_device = resolve_device(device)
         training_dtype(torch_device, precision)  # a bad name fails before the slow work
         enc = load_encoding(encoding)
+        encoding = enc.name  # a path's file was checked: the run is known by the name
         gpt_cfg, train_cfg = build_config(preset, enc.n_vocab, overrides)
         opened = open_corpus(corpus, enc, encoding, on_progress)
         opened.check_fits(gpt_cfg.block_size)
@@ -211,6 +212,7 @@ class Session:
         expect: dict | None = None,
         corpus_optional: bool = False,
         precision: str = "auto",
+        encoding: str | None = None,
     ) -> Session:
         """Resume a saved run with its own config; corpus defaults to the one it was trained on.
 
@@ -228,12 +230,15 @@ class Session:
                 bundled sample stands in for the training corpus, which is not read, since
                 nothing will train on it; a given corpus that cannot be read is replaced too.
             precision: as in Session.open; not saved with the run.
+            encoding: a path to the run's encoding file (NAME.tiktoken), for one that is not
+                where a name is looked up (model.vocab); another encoding is refused.
         """
         from model.resume import resume
 
         return resume(cls, Path(checkpoint), corpus=corpus, device=device,
                       on_progress=on_progress, expect=expect or {},
-                      corpus_optional=corpus_optional, precision=precision)
+                      corpus_optional=corpus_optional, precision=precision,
+                      encoding_file=encoding)
 
     # -- facts ---------------------------------------------------------------
     def info(self) -> SessionInfo:

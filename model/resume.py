@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from model.errors import CheckpointError, ConfigError, CorpusError, DamagedCheckpoint
-from model.run_files import SAMPLE_SOURCE, check_expected, looks_like_pickle
+from model.errors import ConfigError, CorpusError, DamagedCheckpoint
+from model.run_files import SAMPLE_SOURCE, check_expected, encoding_name, looks_like_pickle
 
 
 def resume(cls, checkpoint: Path, *, corpus, device: str,
            on_progress: Callable[[str, float], None] | None, expect: dict,
-           corpus_optional: bool, precision: str = "auto"):
+           corpus_optional: bool, precision: str = "auto", encoding_file: str | None = None):
     """The body of Session.load (see its docstring); cls is Session."""
     from model import checkpoint as ckpt
     from model.config import GPTConfig, TrainConfig, from_json, validate
@@ -40,14 +40,17 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         data_state = json.loads(meta["data_state"]) if "data_state" in meta else None
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise DamagedCheckpoint(f"{path} has missing or unreadable settings ({e})") from e
+    if encoding_file is not None:  # where the run's encoding is; it must be the same one
+        expect = {**expect, "encoding": encoding_name(encoding_file)}
     check_expected(path, expect, {
-        "encoding": encoding, "preset": meta.get("preset", "custom"), "seed": seed,
-        **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
-    enc = load_encoding(encoding)
+        "encoding": encoding_name(encoding), "preset": meta.get("preset", "custom"),
+        "seed": seed, **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
+    enc = load_encoding(_encoding_source(encoding, encoding_file))
+    encoding = enc.name
     if enc.n_vocab != gpt_cfg.vocab_size:
-        raise CheckpointError(
-            f"{path}: vocab_size is {gpt_cfg.vocab_size} but encoding {encoding} has "
-            f"{enc.n_vocab}; load it with the encoding it was trained with")
+        raise DamagedCheckpoint(
+            f"{path}: vocab_size is {gpt_cfg.vocab_size} but its encoding {encoding} has"
+            f" {enc.n_vocab}; the file is damaged or was edited")
     source = corpus if corpus is not None else meta.get("corpus_source", SAMPLE_SOURCE)
     if corpus_optional and corpus is None:
         # Predicting and sampling read no corpus: the small bundled one stands in, as opening
@@ -80,3 +83,13 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
             raise DamagedCheckpoint(f"{path} has an unreadable sampler state ({e})") from e
     session._restore_history(meta.get("loss_history"))
     return session
+
+
+def _encoding_source(saved: str, given: str | None) -> str:
+    """Where to load a run's encoding from: the file given for it, else the name it was saved
+    with (runs saved before names were kept may hold a path: used while it is there)."""
+    if given is not None:
+        return given
+    if saved != encoding_name(saved) and Path(saved).expanduser().is_file():
+        return saved
+    return encoding_name(saved)

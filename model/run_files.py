@@ -48,6 +48,14 @@ def numbered_beside(path: Path, tag: str = "") -> Iterator[Path]:
     return (path.with_name(f"{path.stem}{tag}-{n}{path.suffix}") for n in range(2, 10_000))
 
 
+def encoding_name(name_or_path: str) -> str:
+    """The encoding a --encoding value names: NAME for a path to NAME.tiktoken (the file is
+    checked against the published one), so the same encoding from any folder is one run."""
+    if name_or_path.endswith(".tiktoken") or os.sep in name_or_path:
+        return Path(name_or_path).stem
+    return name_or_path
+
+
 def before_reset_path(checkpoint: Path) -> Path:
     """Where a run's saved checkpoint is kept when a reset's first save would overwrite it:
     NAME-before-reset, or NAME-before-reset-2, -3, ... where the earlier ones are taken, so
@@ -115,7 +123,8 @@ def saved_settings(path: Path) -> dict | None:
     header does not say."""
     meta = peek_metadata(path)
     try:
-        settings = {"encoding": meta["encoding"], "preset": meta.get("preset", "custom"),
+        settings = {"encoding": encoding_name(meta["encoding"]),
+                    "preset": meta.get("preset", "custom"),
                     "seed": int(meta.get("seed", 0)),
                     **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
     except (KeyError, ValueError, TypeError):

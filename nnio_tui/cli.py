@@ -148,7 +148,10 @@ def in_flag_names(message: str) -> str:
 
 def expected_from(args: argparse.Namespace) -> dict:
     """Everything the user set that a resumed checkpoint must agree with."""
-    given = {"encoding": args.encoding, "preset": args.preset, "seed": args.seed}
+    from model.run_files import encoding_name
+
+    encoding = None if args.encoding is None else encoding_name(args.encoding)
+    given = {"encoding": encoding, "preset": args.preset, "seed": args.seed}
     return {**{k: v for k, v in given.items() if v is not None}, **overrides_from(args)}
 
 
@@ -211,6 +214,10 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
                        help="the same seed draws the same tokens (default: new ones each run)")
         p.add_argument("--json", action="store_true", help="print one JSON object instead")
         _device_flag(p)
+    if command in ("predict", "sample"):
+        p.add_argument("--encoding", metavar="PATH",
+                       help="the checkpoint's encoding file (NAME.tiktoken), where it is not"
+                            " found offline by its name")
     return p
 
 

@@ -164,7 +164,7 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
             try:
                 session = Session.load(args.checkpoint, corpus=args.corpus, device=args.device,
                                        on_progress=on_progress, expect=expected_from(args),
-                                       precision=args.precision)
+                                       precision=args.precision, encoding=args.encoding)
             except DamagedCheckpoint as error:
                 raise DamagedCheckpoint(f"{error}: move it aside to start a new run there, or"
                                         " give another --checkpoint path") from error
@@ -198,7 +198,8 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
 
     def load(at: Path):
         return Session.load(at, corpus=args.corpus, device=args.device,
-                            on_progress=on_progress, expect=expect, precision=args.precision)
+                            on_progress=on_progress, expect=expect, precision=args.precision,
+                            encoding=args.encoding)
 
     saved = saved_settings(path)
     # Runs are named by the corpus's file name: notes.txt from another folder is other text.
@@ -314,7 +315,8 @@ def train(args: argparse.Namespace) -> int:
 def _open_checkpoint(args: argparse.Namespace):
     from model.api import Session
 
-    return Session.load(args.checkpoint, device=args.device, corpus_optional=True)
+    return Session.load(args.checkpoint, device=args.device, corpus_optional=True,
+                        encoding=args.encoding)
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -981,7 +981,7 @@ async def test_context_panel_follows_the_window_and_a_new_theme():
         await settle(pilot)
         label = app.window_chunks[-1]
         moved = label_cells()
-        assert moved != first and moved[1][0] == label.text
+        assert moved != first and moved[1][0] == f"[{label.text}]"
         assert moved[2][0].strip() == str(label.token_id)
         await switch_theme(pilot)
         assert [text for text, _ in label_cells()] == [text for text, _ in moved]

@@ -249,3 +249,58 @@ def test_predict_and_sample_never_read_the_training_corpus(tmp_path, capsys, mon
     assert cli.main([*command, "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
     assert opened == [None]  # the bundled sample stood in: a big corpus costs nothing here
     assert "cat" in capsys.readouterr().out
+
+
+def _encoding_file(folder: Path) -> Path:
+    import shutil
+
+    import tiktoken_ext
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = Path(tiktoken_ext.__path__[0]) / "data" / "cl100k_base.tiktoken"
+    return Path(shutil.copy(shipped, folder / "cl100k_base.tiktoken"))
+
+
+def test_an_encoding_given_as_a_file_is_saved_by_its_name(tmp_path, capsys, monkeypatch):
+    from model.run_files import peek_metadata
+
+    monkeypatch.chdir(tmp_path)
+    _encoding_file(tmp_path / "encs")
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    assert cli.main([*train, "--encoding", "encs/cl100k_base.tiktoken"]) == 0
+    path = default_checkpoint_path("sample_data", "tiny")
+    assert peek_metadata(path)["encoding"] == "cl100k_base"  # not the path as typed
+    assert cli.main([*train, "--encoding", "cl100k_base"]) == 0  # the same encoding: resumed
+    assert cli.main(train) == 0
+    assert "this run saves to" not in capsys.readouterr().err
+    assert Session.load(path, device="cpu").step_count == 3
+    monkeypatch.chdir(tmp_path / "encs")  # elsewhere, where the relative path means nothing
+    assert cli.main(["predict", "--checkpoint", str(path), "--text", "hi", "--device",
+                     "cpu"]) == 0
+
+
+def test_a_run_saved_with_an_encoding_path_loads_by_name_once_the_path_is_gone(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run.safetensors"
+    Session.open(None, preset="tiny", device="cpu").save(run)
+    with safe_open(str(run), "pt") as f:
+        meta = dict(f.metadata())
+    meta["encoding"] = "gone/cl100k_base.tiktoken"  # as runs saved it before names were kept
+    save_file(load_file(str(run)), str(run), metadata=meta)
+    assert Session.load(run, device="cpu").info().encoding == "cl100k_base"
+
+
+def test_predict_and_sample_take_the_encoding_file_and_refuse_another(tmp_path, capsys):
+    run = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "run.safetensors")
+    given = _encoding_file(tmp_path / "encs")
+    for command in (["predict", "--text", "hi"], ["sample", "--prompt", "hi", "--max-tokens",
+                                                  "1"]):
+        argv = [*command, "--checkpoint", str(run), "--device", "cpu", "--encoding"]
+        assert cli.main([*argv, str(given)]) == 0
+        other = given.with_name("r50k_base.tiktoken")
+        other.write_text("")
+        assert cli.main([*argv, str(other)]) == 2
+        assert (f"{run} was saved with encoding cl100k_base, not r50k_base: drop --encoding"
+                in " ".join(capsys.readouterr().err.split()))
