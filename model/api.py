@@ -7,6 +7,7 @@ frame before torch is ready.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from model.run_files import (
     default_checkpoint_path,
     existing_corpus_path,
     holds_training,
+    numbered_beside,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
@@ -571,6 +573,28 @@ class Session:
         if target == self._checkpoint_path:
             self._reset_since_save = False
         return written
+
+    def save_or_rescue(self) -> Path:
+        """save() to the run's path; where that fails (a full disk, a folder gone), save to
+        the system's temp folder instead, so the training is not lost, and raise a
+        CheckpointError that names both."""
+        try:
+            return self.save()
+        except CheckpointError as error:
+            import tempfile
+
+            target = self._checkpoint_path
+            spare = Path(tempfile.gettempdir()) / f"nnio-tui-{target.name}"
+            spare = next((p for p in itertools.chain((spare,), numbered_beside(spare))
+                          if not p.exists()), None)
+            if spare is None:
+                raise
+            try:
+                self.save(spare)
+            except CheckpointError:
+                raise error from None
+            raise CheckpointError(f"{error}; the run was saved to {spare} instead: go on with"
+                                  f" --checkpoint {spare}") from error
 
     def _keep_before_reset(self, target: Path) -> Path | None:
         """Move the run's old checkpoint aside before the first save after a reset overwrites it.

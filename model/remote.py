@@ -320,7 +320,7 @@ def _send_reply(conn: Connection, reply: tuple[str, Any], name: str) -> None:
 def _save_orphan(session) -> None:
     try:
         if session.dirty:
-            path = session.save()
+            path = session.save_or_rescue()
             print(f"nnio-tui: the app went away; saved checkpoint to {path}", file=sys.stderr)
     except NnioError as error:
         print(f"nnio-tui: the app went away and saving failed: {error}", file=sys.stderr)

@@ -303,7 +303,7 @@ def train(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if session.dirty:
-            path = session.save()
+            path = session.save_or_rescue()
             err.print(f"saved checkpoint to {path}")
     if stop():
         err.print(f"stopped by {stop.why()}")

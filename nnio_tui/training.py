@@ -509,7 +509,7 @@ class TrainingBridge:
         saved: Path | None = None
         try:
             if self._session.dirty:
-                saved = self._session.save()
+                saved = self._session.save_or_rescue()
         except NnioError as error:
             self._post(SessionClosed(None, str(error), defect))
             return

@@ -250,6 +250,9 @@ class FakeSession:
         return "".join(TEXT_OF.get(i, "?") for i in ids)
 
     # -- files ---------------------------------------------------------------
+    def save_or_rescue(self) -> Path:
+        return self.save()
+
     def save(self, path: str | Path | None = None) -> Path:
         target = Path(path) if path is not None else self._dir / "fake.nnio"
         target.write_text(json.dumps({"step": self._step}))

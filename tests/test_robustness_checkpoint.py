@@ -330,3 +330,39 @@ def test_a_nanogpt_file_without_its_shape_says_so(tmp_path, capsys):
     torch.save({"model": {}, "model_args": {"vocab_size": 50257}}, tmp_path / "ckpt.pt")
     line = fails(COMMANDS["predict"](tmp_path / "ckpt.pt"), capsys)
     assert line.endswith("ckpt.pt: model_args lacks 'block_size'; the file is incomplete")
+
+
+def test_a_run_that_cannot_be_saved_where_it_lives_is_saved_to_the_temp_folder(
+        tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    from model import checkpoint as ckpt
+    from model.api import CheckpointError, Session
+
+    spares = tmp_path / "tmp"
+    spares.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spares))
+    target = tmp_path / "runs" / "run.safetensors"
+    real_save = ckpt.save
+
+    def disk_full(path, *args, **kwargs):
+        if Path(path) == target:
+            raise CheckpointError(f"cannot write {path}: No space left on device")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "save", disk_full)
+    argv = ["train", "--preset", "tiny", "--steps", "2", "--device", "cpu", "--checkpoint",
+            str(target)]
+    def fails_at_the_save() -> str:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return err.strip().splitlines()[-1]
+
+    line = fails_at_the_save()
+    spare = spares / "nnio-tui-run.safetensors"
+    assert line.endswith(f"cannot write {target}: No space left on device; the run was saved"
+                         f" to {spare} instead: go on with --checkpoint {spare}")
+    assert Session.load(spare, device="cpu").step_count == 2  # the steps are not lost
+    assert fails_at_the_save().endswith(f"--checkpoint {spare.with_name(spare.stem + '-2')}"
+                                        ".safetensors")  # never over an earlier rescue
