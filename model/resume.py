@@ -63,7 +63,11 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         opened = open_corpus(None if source == SAMPLE_SOURCE else source, enc, encoding,
                              on_progress)
         opened.check_fits(gpt_cfg.block_size, fixed=True)
-    except CorpusError:
+    except CorpusError as error:
+        if not corpus_optional and corpus is None and source not in ("-", SAMPLE_SOURCE):
+            # a path the user never typed: say where it came from
+            raise CorpusError(f"{error}; {path.name} was trained on it: name a corpus to go on"
+                              " with other text") from error
         if not corpus_optional:
             raise
         opened = open_corpus(None, enc, encoding, on_progress)

@@ -164,7 +164,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
             "Subcommands: tokenize, train, predict, sample (nnio-tui SUBCOMMAND --help).",
         )
         p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl or .parquet"
-                       " (default: the bundled sample corpus)")
+                       " (default: a resumed run's own, else the bundled sample corpus)")
         p.add_argument("--version", action=_Version, help="print the version and exit")
         _model_flags(p)
         p.add_argument("--context", type=_positive(int), help="context window length to start with")
@@ -185,7 +185,7 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--ids", action="store_true", help="print ids separated by spaces")
     elif command == "train":
         p.add_argument("corpus", nargs="?", help="text file, folder, .jsonl, .parquet or -"
-                       " (default: the bundled sample)")
+                       " (default: a resumed run's own, else the bundled sample)")
         p.add_argument("--steps", type=_positive(int), required=True, help="training steps to run")
         _model_flags(p)
         p.add_argument("--checkpoint", help="where to save (default: the run's path)")

@@ -304,3 +304,19 @@ def test_predict_and_sample_take_the_encoding_file_and_refuse_another(tmp_path, 
         assert cli.main([*argv, str(other)]) == 2
         assert (f"{run} was saved with encoding cl100k_base, not r50k_base: drop --encoding"
                 in " ".join(capsys.readouterr().err.split()))
+
+
+def test_a_resumed_run_whose_corpus_is_gone_says_where_that_path_came_from(tmp_path, capsys):
+    text = tmp_path / "gone.txt"
+    text.write_text("the lamp room had a hundred steps. " * 60)
+    run = tmp_path / "run.safetensors"
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu", "--checkpoint",
+             str(run)]
+    assert cli.main([*train, str(text)]) == 0
+    text.unlink()
+    capsys.readouterr()
+    assert cli.main(train) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"nnio-tui: error: corpus not found: {text} (check the path); run.safetensors was"
+        " trained on it: name a corpus to go on with other text")
+    assert cli.main([*train, str(ROOT / "sample_data")]) == 0  # as it says
