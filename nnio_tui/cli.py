@@ -27,6 +27,9 @@ PRESET_NAMES = ("tiny", "cpu", "gpu", "gpt2")
 FIELD_FLAGS = {"block_size": "--block-size", "n_layer": "--n-layer", "n_head": "--n-head",
                "n_embd": "--n-embd", "batch_size": "--batch-size", "learning_rate": "--lr"}
 
+# Counts (steps, tokens, sizes) beyond this are typing slips; progress bars count in floats.
+MAX_COUNT = 10**12
+
 # Seeds reach torch.manual_seed and numpy's SeedSequence; 63 bits suit both.
 MAX_SEED = 2**63 - 1
 
@@ -64,14 +67,23 @@ class _Version(argparse.Action):
 
 def _positive(kind: type) -> Callable[[str], int | float]:
     def parse(text: str):
-        value = _parsed(text, kind, "a number")
+        value = _parsed(text, kind, "a whole number" if kind is int else "a number")
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        if kind is int and value > MAX_COUNT:
+            raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT:,}, got {text}")
         return value
 
     return parse
+
+
+def _token_id(text: str) -> int:
+    value = _parsed(text, int, "a token id (a whole number)")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"token ids are 0 or more, got {text}")
+    return value
 
 
 def _parsed(text: str, kind: type, what: str):
@@ -195,9 +207,10 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         p.add_argument("--checkpoint", required=True, help="a .safetensors file saved by nnio-tui")
         what = p.add_mutually_exclusive_group(required=True)
         what.add_argument("--text", help="the context, as text")
-        what.add_argument("--ids", type=int, nargs="+", help="the context, as token ids")
+        what.add_argument("--ids", type=_token_id, nargs="+", help="the context, as token ids")
         p.add_argument("--top", type=_positive(int), default=10,
-                       help="how many of the likeliest next tokens to list (default 10)")
+                       help="how many of the likeliest next tokens to list (default 10; over"
+                            " 1,000, as tab-separated lines)")
         p.add_argument("--json", action="store_true", help="print one JSON object instead")
         _device_flag(p)
     elif command == "sample":

@@ -328,7 +328,7 @@ def predict(args: argparse.Namespace) -> int:
         raise ConfigError("--text is empty: give the model some text to predict from")
     session = _open_checkpoint(args)
     ids = args.ids if args.ids is not None else session.encode(args.text)
-    probe = session.probe_ids(ids, None, k=args.top)
+    probe = session.probe_ids(ids, None, k=min(args.top, session.vocab_size))
     if args.json:
         print(json.dumps({
             "input_tokens": len(ids),
@@ -341,14 +341,23 @@ def predict(args: argparse.Namespace) -> int:
     # the title on a line of its own: as the table's title it wraps to the table's width
     print(f"next token after {_context_used(len(probe.context_ids), len(ids))},"
           f" of {probe.vocab_size:,} outputs")
-    table = Table()
-    for name in ("rank", "token", "id", "prob"):
-        table.add_column(name, justify="left" if name == "token" else "right")
-    for rank, t in enumerate(probe.top, 1):
-        table.add_row(str(rank), Text(t.text), str(t.token_id), pct(t.prob))
-    _StdoutConsole().print(table)
+    if len(probe.top) > TABLE_ROWS:
+        # Rich lays a table out whole: 100,277 rows would take minutes. Lines stream.
+        print("rank\ttoken\tid\tprob")
+        for rank, t in enumerate(probe.top, 1):
+            print(f"{rank}\t{t.text}\t{t.token_id}\t{pct(t.prob)}")
+    else:
+        table = Table()
+        for name in ("rank", "token", "id", "prob"):
+            table.add_column(name, justify="left" if name == "token" else "right")
+        for rank, t in enumerate(probe.top, 1):
+            table.add_row(str(rank), Text(t.text), str(t.token_id), pct(t.prob))
+        _StdoutConsole().print(table)
     print(f"entropy {probe.entropy:.3f} nats")
     return 0
+
+
+TABLE_ROWS = 1_000  # predict lists more as tab-separated lines
 
 
 def _context_used(used: int, given: int) -> str:
@@ -360,6 +369,10 @@ def _context_used(used: int, given: int) -> str:
 
 def sample(args: argparse.Namespace) -> int:
     """Continue a prompt token by token and show each token as it is chosen."""
+    from model.api import ConfigError
+
+    if args.prompt == "":
+        raise ConfigError("--prompt is empty: give the model some text to continue")
     session = _open_checkpoint(args)
     ids = session.encode(args.prompt)
     picks = session.generate_each(ids, args.max_tokens, temperature=args.temperature,

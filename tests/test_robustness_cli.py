@@ -162,7 +162,13 @@ def test_cuda_missing_through_the_real_command():
     (["train", "--steps", "0"], "argument --steps: must be greater than 0, got 0"),
     (["--context", "0"], "argument --context: must be greater than 0, got 0"),
     (["--context", "-3"], "argument --context: must be greater than 0, got -3"),
-    (["--context", "many"], "argument --context: 'many' is not a number"),
+    (["--context", "many"], "argument --context: 'many' is not a whole number"),
+    (["train", "--steps", "1e3"], "argument --steps: '1e3' is not a whole number"),
+    (["train", "--steps", str(10**13)],
+     f"argument --steps: must be at most 1,000,000,000,000, got {10**13}"),
+    (["predict", "--checkpoint", "x", "--ids", "1", "abc"],
+     "argument --ids: 'abc' is not a token id (a whole number)"),
+    (["predict", "--checkpoint", "x", "--ids", "-1"], "argument --ids: token ids are 0 or more"),
     (["sample", "--checkpoint", "x", "--prompt", "a", "--top-k", "0"],
      "argument --top-k: must be greater than 0, got 0"),
     (["sample", "--checkpoint", "x", "--prompt", "a", "--temperature", "-1"],
@@ -202,6 +208,24 @@ def test_predict_refuses_an_empty_text(tmp_path, capsys):
     path = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "r.safetensors")
     assert fails(["predict", "--checkpoint", str(path), "--text", ""], capsys) == (
         "nnio-tui: error: --text is empty: give the model some text to predict from")
+
+
+def test_sample_refuses_an_empty_prompt_as_predict_refuses_an_empty_text(capsys):
+    assert fails(["sample", "--checkpoint", "x", "--prompt", ""], capsys) == (
+        "nnio-tui: error: --prompt is empty: give the model some text to continue")
+
+
+def test_predict_lists_any_number_of_tokens_up_to_every_output(tmp_path, capsys):
+    from model.api import Session
+
+    path = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "r.safetensors")
+    argv = ["predict", "--checkpoint", str(path), "--ids", "1", "2", "--device", "cpu", "--top"]
+    assert cli.main([*argv, str(10**9)]) == 0  # past the vocabulary: every output, once
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "rank\ttoken\tid\tprob" and lines[-1].startswith("entropy ")
+    rows = [line.split("\t") for line in lines[2:-1]]
+    assert len(rows) == 100_277 and sorted(int(r[2]) for r in rows) == list(range(100_277))
+    assert [int(r[0]) for r in rows] == list(range(1, 100_278))
 
 
 def test_an_empty_context_has_no_made_up_distribution():
