@@ -17,7 +17,8 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
     """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
     import platformdirs
 
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
+    # letters of any script stay (日本.txt and 中文.txt are two runs); the rest becomes "-"
+    safe = re.sub(r"[^\w.-]+", "-", corpus_name).strip("-.") or "corpus"
     return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
 
 

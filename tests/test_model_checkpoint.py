@@ -249,3 +249,13 @@ def test_a_header_length_that_looks_like_a_pickle_marker_is_still_safetensors(tm
     pickled = tmp_path / "p.pt"
     torch.save({"w": torch.zeros(1)}, pickled)
     assert looks_like_pickle(pickled)
+
+
+def test_run_names_keep_letters_of_any_script_apart():
+    from model.api import default_checkpoint_path
+
+    names = {default_checkpoint_path(name, "cpu").name
+             for name in ("日本.txt", "中文.txt", "ünï cödé.txt", "a/b?.txt")}
+    assert names == {"日本.txt-cpu.safetensors", "中文.txt-cpu.safetensors",
+                     "ünï-cödé.txt-cpu.safetensors", "a-b-.txt-cpu.safetensors"}
+    assert default_checkpoint_path("...", "cpu").name == "corpus-cpu.safetensors"
