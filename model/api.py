@@ -127,6 +127,7 @@ class Session:
         self._updates = 0
         self._saved_updates = 0
         self._reset_since_save = False  # the run's file holds training that reset() threw away
+        self._batch_fits = False  # checked before the first step (_check_batch_fits)
         # Loss curves travel with the checkpoint, so a resumed run shows where it came from.
         self._loss_log: list[float] = []
         self._val_log: list[float] = []
@@ -273,8 +274,15 @@ class Session:
         cpu = step_flops(*build_config("cpu", self._gpt_cfg.vocab_size))
         if flops <= CPU_STEP_WARN_X * cpu:
             return None
-        made_for = " (sized for a GPU)" if self._preset in PRESETS and self._preset != "cpu" else ""
-        return (f"this model{made_for} is big for a CPU: a step is {flops / 1e12:,.1f} TFLOP"
+        preset_batch = (build_config(self._preset, self._gpt_cfg.vocab_size)[1].batch_size
+                        if self._preset in PRESETS else None)
+        if preset_batch is not None and self._train_cfg.batch_size > preset_batch:
+            what = f"a batch of {self._train_cfg.batch_size:,} windows"  # the model may be tiny
+        elif self._preset in PRESETS and self._preset != "cpu":
+            what = "this model (sized for a GPU)"
+        else:
+            what = "this model"
+        return (f"{what} is big for a CPU: a step is {flops / 1e12:,.1f} TFLOP"
                 f" of work, {flops / cpu:,.0f}x the cpu preset's, so each takes seconds to"
                 " minutes here (--preset cpu trains live)")
 
@@ -335,6 +343,7 @@ class Session:
     # -- updates -------------------------------------------------------------
     def step(self) -> StepReport:
         """One batch update on random windows of the training split."""
+        self._check_batch_fits()
         with self._out_of_memory("a training step"):
             loss, lr, tokens_per_s = self._trainer.train_step()
         self._updates += 1
@@ -653,6 +662,24 @@ class Session:
                 f"{self._device} ran out of memory during {what}; the model is kept: use a smaller"
                 f" --batch-size (now {self._train_cfg.batch_size}) or --block-size"
                 f" (now {self.block_size})") from None
+
+    def _check_batch_fits(self) -> None:
+        """Refuse a batch whose activations alone outgrow the machine's memory: on a CPU the
+        system would kill the process (memory is promised first and taken later) before
+        torch could say it ran out."""
+        if self._batch_fits:
+            return
+        from model.device import memory_size, training_memory_floor
+
+        g, batch = self._gpt_cfg, self._train_cfg.batch_size
+        need = training_memory_floor(g.n_layer, g.n_embd, g.block_size, batch)
+        have = memory_size(self._device)
+        if have is not None and need > have:
+            raise DeviceError(
+                f"a batch of {batch:,} windows of {g.block_size:,} tokens needs over"
+                f" {need / 2**30:,.0f} GiB to train, more than the {have / 2**30:,.0f} GiB of"
+                f" {self._device}: use a smaller --batch-size")
+        self._batch_fits = True
 
     def _window(self, start: int, length: int) -> tuple[list[int], int | None]:
         if start < 0 or length < 1 or start + length > self.n_tokens:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from model.allocator import tune_allocator
@@ -113,3 +115,21 @@ def is_out_of_memory(error: BaseException) -> bool:
     text = str(error)
     return (isinstance(error, RuntimeError) and "DefaultCPUAllocator" in text
             and any(words in text for words in _CPU_ALLOC_FAILED))
+
+
+def memory_size(device: torch.device) -> int | None:
+    """Bytes of the machine's RAM for a CPU device; None for others (CUDA and MPS report a
+    failed allocation themselves) or where the system does not say."""
+    if device.type != "cpu":
+        return None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows)
+        return None
+
+
+def training_memory_floor(n_layer: int, n_embd: int, block_size: int, batch_size: int) -> int:
+    """Bytes a training step needs at the least: the activations backward keeps, about 16
+    float32 vectors of n_embd per token and block. The real need is higher; a batch past
+    this floor cannot fit, and would be killed by the system instead of failing cleanly."""
+    return 4 * 16 * n_layer * n_embd * block_size * batch_size

@@ -188,9 +188,22 @@ def test_a_negative_seed_is_refused_before_the_slow_work():
 def test_a_model_too_big_to_train_live_on_the_cpu_says_so():
     big = Session.open(None, preset="cpu", device="cpu", overrides={"batch_size": 256})
     assert big.slow_warning == (
-        "this model is big for a CPU: a step is 1.3 TFLOP of work, 16x the cpu preset's, so"
-        " each takes seconds to minutes here (--preset cpu trains live)")
+        "a batch of 256 windows is big for a CPU: a step is 1.3 TFLOP of work, 16x the cpu"
+        " preset's, so each takes seconds to minutes here (--preset cpu trains live)")
     assert Session.open(None, preset="cpu", device="cpu").slow_warning is None
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_the_system_kills_it():
+    from model.api import DeviceError
+
+    session = Session.open(None, preset="tiny", device="cpu",
+                           overrides={"batch_size": 100_000_000})
+    with pytest.raises(DeviceError, match=r"^a batch of 100,000,000 windows of 16 tokens needs"
+                                          r" over [\d,]+ GiB to train, more than the [\d,]+ GiB"
+                                          r" of cpu: use a smaller --batch-size$"):
+        session.step()
+    assert session.step_count == 0 and session.probe(0, 8).label is not None  # still usable
+    assert Session.open(None, preset="tiny", device="cpu").step().step == 1
 
 
 def _huge_torch_tensor(*args, **kwargs):
