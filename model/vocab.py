@@ -153,6 +153,8 @@ def load_encoding(name_or_path: str = "cl100k_base") -> tiktoken.Encoding:
     name = name_or_path
     if name_or_path.endswith(".tiktoken") or os.sep in name_or_path:
         path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            raise EncodingError(f"{path} is a folder: give the NAME.tiktoken file in it")
         if not path.is_file():
             raise EncodingError(f"encoding file not found: {path}")
         name = path.stem

@@ -110,6 +110,14 @@ def test_a_damaged_named_file_is_refused(tmp_path):
         load_encoding(str(bad))
 
 
+def test_a_folder_or_a_missing_file_given_as_the_encoding_is_named(tmp_path):
+    (tmp_path / "encs").mkdir()
+    with pytest.raises(EncodingError, match=r"encs is a folder: give the NAME.tiktoken file"):
+        load_encoding(str(tmp_path / "encs"))
+    with pytest.raises(EncodingError, match="encoding file not found: .*gone.tiktoken"):
+        load_encoding(str(tmp_path / "gone.tiktoken"))
+
+
 def test_whitespace_is_made_visible():
     assert display_text(b" the") == ("·the", False)
     assert display_text(b"\n\n") == ("⏎⏎", False)
