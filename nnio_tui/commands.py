@@ -217,6 +217,10 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
             session = load(path)
         except CheckpointError as error:  # unreadable, or a setting the header did not show
             why = str(error)
+            # a run saved beside it last time, since it could not be read, goes on
+            resumed = _resume_beside(path, same_run, load, say, "not readable")
+            if resumed is not None:
+                return resumed
         else:
             say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
                 " (--checkpoint NEW.safetensors starts another run)")
@@ -487,18 +491,19 @@ def _run_to_resume(args: argparse.Namespace) -> str | Path | None:
         return args.checkpoint
     path = default_run_path(args.corpus, args.preset or "cpu")
     expect = {**expected_from(args), "corpus": corpus_source_label(args.corpus)}
-    saved = saved_settings(path) if path.is_file() else None
-    if saved is None:  # no run, or a header only loading can judge: resumed if it loads
+    if not path.is_file():
+        return None
+    saved = saved_settings(path)
+    if saved is not None and first_mismatch(expect, saved) is None:
         return path
-    if first_mismatch(expect, saved) is None:
-        return path
-    for other in numbered_beside(path):
+    for other in numbered_beside(path):  # as _resume_default_run looks beside it
         if not other.exists():
-            return None
-        saved = saved_settings(other)
-        if saved is not None and first_mismatch(expect, saved) is None:
+            break
+        found = saved_settings(other)
+        if found is not None and first_mismatch(expect, found) is None:
             return other
-    return None
+    # a header only loading can judge (it may load, or not): no limit is known yet
+    return path if saved is None else None
 
 
 def app(args: argparse.Namespace, overrides: dict) -> int:

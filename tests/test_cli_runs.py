@@ -320,3 +320,18 @@ def test_a_resumed_run_whose_corpus_is_gone_says_where_that_path_came_from(tmp_p
         f"nnio-tui: error: corpus not found: {text} (check the path); run.safetensors was"
         " trained on it: name a corpus to go on with other text")
     assert cli.main([*train, str(ROOT / "sample_data")]) == 0  # as it says
+
+
+def test_a_damaged_default_run_is_left_and_the_run_beside_it_goes_on(capsys):
+    path = default_checkpoint_path("sample_data", "tiny")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint at all" * 100)
+    train = ["train", "--preset", "tiny", "--steps", "1", "--device", "cpu"]
+    for _ in range(3):
+        assert cli.main(train) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "this run saves to" in err and "was not readable" in err
+    beside = path.with_name("sample_data-tiny-2.safetensors")
+    assert Session.load(beside, device="cpu").step_count == 3  # one run, not three
+    assert not path.with_name("sample_data-tiny-3.safetensors").exists()
+    assert path.read_bytes().startswith(b"not a checkpoint")  # never overwritten
