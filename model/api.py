@@ -128,6 +128,8 @@ class Session:
         self._saved_updates = 0
         self._reset_since_save = False  # the run's file holds training that reset() threw away
         self._batch_fits = False  # checked before the first step (_check_batch_fits)
+        # a resumed run's weights were updated before (steps, or nudges at step 0)
+        self._trained_before = False
         # Loss curves travel with the checkpoint, so a resumed run shows where it came from.
         self._loss_log: list[float] = []
         self._val_log: list[float] = []
@@ -410,6 +412,7 @@ class Session:
         # starts from the reset instead of resuming what was thrown away.
         self._updates, self._saved_updates = 0, -1
         self._reset_since_save = True
+        self._trained_before = False
         self._loss_log.clear()
         self._val_log.clear()
 
@@ -569,6 +572,8 @@ class Session:
             "seed": str(self._seed), "corpus_source": self._corpus.source,
             "corpus_name": self._corpus.name, "data_state": json.dumps(trainer.windows.state()),
             "loss_history": json.dumps({"train": self._loss_log, "val": self._val_log}),
+            # nudges move the weights without a step: a reset keeps such a run too
+            "trained": "1" if (self._trained_before or self._updates or trainer.step) else "0",
         }
         target = Path(path).expanduser() if path is not None else self._checkpoint_path
         kept = self._keep_before_reset(target)

@@ -80,6 +80,7 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
     trainer.set_optimizer_state(ckpt.optimizer_state(trainer.model, tensors, trainer.fused_adamw,
                                                       path))
     trainer.step = step
+    session._trained_before = meta.get("trained", "1" if step else "0") != "0"
     if data_state is not None and opened.source == meta.get("corpus_source"):
         try:
             trainer.windows.set_state(data_state)

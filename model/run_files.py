@@ -74,9 +74,14 @@ def before_reset_path(checkpoint: Path) -> Path:
 
 def holds_training(checkpoint: Path) -> bool:
     """Whether a saved run is worth keeping before a reset saves over it: False where there
-    is none, or its header says step 0 (untrained weights, as a reset makes); a header that
-    cannot be read counts as training, so nothing unknown is lost."""
-    return checkpoint.is_file() and peek_metadata(checkpoint).get("step") != "0"
+    is none, or its header says it was never updated (untrained weights, as a reset makes);
+    a header that cannot be read counts as training, so nothing unknown is lost."""
+    if not checkpoint.is_file():
+        return False
+    meta = peek_metadata(checkpoint)
+    if "trained" in meta:  # nudges change the weights at step 0
+        return meta["trained"] != "0"
+    return meta.get("step") != "0"
 
 
 def training_log_path() -> Path:

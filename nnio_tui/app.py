@@ -179,6 +179,7 @@ class NnioApp(App[int]):
         self._low_colour = low_colour
         # the last step the nudge and sample lines were shown at; a later one clears them
         self._lines_step = 0
+        self._nudged_since_reset = False  # a nudge moves the weights without a step
 
     def compose(self) -> ComposeResult:
         yield InfoHeader().data_bind(NnioApp.info, NnioApp.step, NnioApp.title_hint,
@@ -302,6 +303,7 @@ class NnioApp(App[int]):
     def on_session_reset(self, message: messages.SessionReset) -> None:
         self.info = message.info
         self.nudge = self.sampled = None
+        self._nudged_since_reset = False
         self.notify("fresh random weights: step 0")
 
     def on_session_closed(self, message: messages.SessionClosed) -> None:
@@ -354,6 +356,7 @@ class NnioApp(App[int]):
             self._set_window(message.start, message.length, probe=False)
 
     def on_nudged(self, message: messages.Nudged) -> None:
+        self._nudged_since_reset = True
         if self._is_current(message.start, message.length):
             self.nudge = message.report
             self.sampled = None  # drawn from the weights before the nudge
@@ -498,8 +501,9 @@ class NnioApp(App[int]):
                 self._send(Reset())
 
         self.clear_notifications()  # a toast would sit on the question
-        # at step 0 the weights are random ones, as a reset makes: no training to lose
-        unsaved = self.training is not None and self.training.dirty and self.step > 0
+        # random weights as a reset makes (step 0, no nudge since): no training to lose
+        updated = self.step > 0 or self._nudged_since_reset
+        unsaved = self.training is not None and self.training.dirty and updated
         self.push_screen(ConfirmReset(self._kept_before_reset(), unsaved=unsaved), answered)
 
     @property

@@ -74,6 +74,14 @@ def test_a_reset_keeps_no_copy_of_an_untrained_saved_run(tmp_path):
     run.reset()
     run.save()  # a trained run is still kept
     assert Session.load(tmp_path / "run-before-reset.safetensors", device="cpu").step_count == 1
+    run.nudge(100, 8)  # at step 0: the weights moved all the same
+    run.save()
+    resumed = Session.load(run_path, device="cpu")
+    resumed.reset()
+    resumed.save()
+    kept = Session.load(tmp_path / "run-before-reset-2.safetensors", device="cpu")
+    assert kept.step_count == 0 and kept.probe(100, 8).label.prob == pytest.approx(
+        run.probe(100, 8).label.prob, rel=1e-5)  # the nudged weights, kept
 
 
 def test_a_failed_save_after_a_reset_puts_the_saved_run_back(tmp_path, monkeypatch):

@@ -288,6 +288,12 @@ async def test_reset_then_quit_starts_the_next_launch_fresh_and_keeps_the_saved_
         question = str(app.screen.query_one("#confirm-box Static", Static).content)
         assert "kept as run-before-reset.safetensors" in question  # still the step-1 run
         assert "unsaved training is lost" not in question
+        await pilot.press("n", "u")  # a nudge at step 0 is training all the same
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        question = str(app.screen.query_one("#confirm-box Static", Static).content)
+        assert "unsaved training is lost" in question
         await pilot.press("n")
         await pilot.press("q")
         await settle(pilot)
