@@ -49,7 +49,8 @@ __all__ = [
     "EncodingError", "NnioError", "TrainingDiverged", "Chunk", "NudgeReport", "Probe", "Sampled",
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
-    "check_device", "corpus_source_label", "default_checkpoint_path", "default_run_path",
+    "check_device", "check_encoding", "corpus_source_label", "default_checkpoint_path",
+    "default_run_path",
     "existing_corpus_path", "holds_training",
 ]
 
@@ -73,6 +74,13 @@ def check_device(name: str) -> None:
     from model.device import resolve_device
 
     resolve_device(name)
+
+
+def check_encoding(name_or_path: str) -> None:
+    """Load an encoding now (it is kept), so a bad --encoding is said before anything else."""
+    from model.vocab import load_encoding
+
+    load_encoding(name_or_path)
 
 
 def default_run_path(corpus: str | Path | None, preset: str) -> Path:

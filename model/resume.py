@@ -40,12 +40,14 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         data_state = json.loads(meta["data_state"]) if "data_state" in meta else None
     except (KeyError, ValueError, TypeError, ConfigError) as e:
         raise DamagedCheckpoint(f"{path} has missing or unreadable settings ({e})") from e
+    given = None
     if encoding_file is not None:  # where the run's encoding is; it must be the same one
-        expect = {**expect, "encoding": encoding_name(encoding_file)}
+        given = load_encoding(encoding_file)  # a folder or a missing file is said as such
+        expect = {**expect, "encoding": given.name}
     check_expected(path, expect, {
         "encoding": encoding_name(encoding), "preset": meta.get("preset", "custom"),
         "seed": seed, **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
-    enc = load_encoding(_encoding_source(encoding, encoding_file))
+    enc = given if given is not None else load_encoding(_encoding_source(encoding))
     encoding = enc.name
     if enc.n_vocab != gpt_cfg.vocab_size:
         raise DamagedCheckpoint(
@@ -90,11 +92,9 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
     return session
 
 
-def _encoding_source(saved: str, given: str | None) -> str:
-    """Where to load a run's encoding from: the file given for it, else the name it was saved
-    with (runs saved before names were kept may hold a path: used while it is there)."""
-    if given is not None:
-        return given
+def _encoding_source(saved: str) -> str:
+    """Where to load a run's encoding from: the name it was saved with (runs saved before
+    names were kept may hold a path: it is used while it is there)."""
     if saved != encoding_name(saved) and Path(saved).expanduser().is_file():
         return saved
     return encoding_name(saved)

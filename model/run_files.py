@@ -52,8 +52,9 @@ def numbered_beside(path: Path, tag: str = "") -> Iterator[Path]:
 def encoding_name(name_or_path: str) -> str:
     """The encoding a --encoding value names: NAME for a path to NAME.tiktoken (the file is
     checked against the published one), so the same encoding from any folder is one run."""
-    if name_or_path.endswith(".tiktoken") or os.sep in name_or_path:
-        return Path(name_or_path).stem
+    if name_or_path.endswith(".tiktoken") or "/" in name_or_path or "\\" in name_or_path:
+        # either separator: a run saved on Windows holds C:\...\NAME.tiktoken
+        return re.split(r"[\\/]", name_or_path)[-1].removesuffix(".tiktoken")
     return name_or_path
 
 

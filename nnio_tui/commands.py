@@ -151,9 +151,17 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
         on_progress: (what, fraction) callback for slow work.
         say: called with a one-line notice (resumed, or saving elsewhere); may be None.
     """
-    from model.api import DamagedCheckpoint, Session, check_save_path, default_run_path
+    from model.api import (
+        DamagedCheckpoint,
+        Session,
+        check_encoding,
+        check_save_path,
+        default_run_path,
+    )
     from nnio_tui.cli import expected_from, overrides_from
 
+    if args.encoding is not None:
+        check_encoding(args.encoding)  # a folder or a missing file is said before any notice
     if args.checkpoint is None:
         resumed = _resume_default_run(args, on_progress, say or (lambda line: None))
         if resumed is not None:

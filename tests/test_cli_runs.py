@@ -293,16 +293,22 @@ def test_a_run_saved_with_an_encoding_path_loads_by_name_once_the_path_is_gone(t
 
 
 def test_predict_and_sample_take_the_encoding_file_and_refuse_another(tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
     run = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "run.safetensors")
+    other = tmp_path / "other.safetensors"  # the same run, said to be of another encoding
+    with safe_open(str(run), "pt") as f:
+        meta = dict(f.metadata())
+    save_file(load_file(str(run)), str(other), metadata={**meta, "encoding": "o200k_base"})
     given = _encoding_file(tmp_path / "encs")
     for command in (["predict", "--text", "hi"], ["sample", "--prompt", "hi", "--max-tokens",
                                                   "1"]):
-        argv = [*command, "--checkpoint", str(run), "--device", "cpu", "--encoding"]
-        assert cli.main([*argv, str(given)]) == 0
-        other = given.with_name("r50k_base.tiktoken")
-        other.write_text("")
+        argv = [*command, "--device", "cpu", "--encoding", str(given), "--checkpoint"]
+        assert cli.main([*argv, str(run)]) == 0
+        capsys.readouterr()
         assert cli.main([*argv, str(other)]) == 2
-        assert (f"{run} was saved with encoding cl100k_base, not r50k_base: drop --encoding"
+        assert (f"{other} was saved with encoding o200k_base, not cl100k_base: drop --encoding"
                 in " ".join(capsys.readouterr().err.split()))
 
 
@@ -335,3 +341,25 @@ def test_a_damaged_default_run_is_left_and_the_run_beside_it_goes_on(capsys):
     assert Session.load(beside, device="cpu").step_count == 3  # one run, not three
     assert not path.with_name("sample_data-tiny-3.safetensors").exists()
     assert path.read_bytes().startswith(b"not a checkpoint")  # never overwritten
+
+
+def test_an_encoding_folder_is_said_to_be_one_by_every_command(tmp_path, capsys):
+    run = Session.open(None, preset="tiny", device="cpu").save(tmp_path / "run.safetensors")
+    (tmp_path / "encs").mkdir()
+    folder = str(tmp_path / "encs") + "/"
+    for argv in (["predict", "--checkpoint", str(run), "--text", "hi"],
+                 ["train", "--steps", "1", "--checkpoint", str(run)],
+                 ["train", "--preset", "tiny", "--steps", "1"]):  # the default run
+        assert cli.main([*argv, "--device", "cpu", "--encoding", folder]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines() == [
+            f"nnio-tui: error: {tmp_path / 'encs'} is a folder: give the NAME.tiktoken file in"
+            " it"], err
+
+
+def test_encoding_names_from_paths_of_any_system():
+    from model.run_files import encoding_name
+
+    assert encoding_name("cl100k_base") == "cl100k_base"
+    assert encoding_name("encs/o200k_base.tiktoken") == "o200k_base"
+    assert encoding_name("C:\\Users\\me\\o200k_base.tiktoken") == "o200k_base"
