@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,21 @@ def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
     """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
     import platformdirs
 
-    # letters of any script stay (日本.txt and 中文.txt are two runs); the rest becomes "-"
-    safe = re.sub(r"[^\w.-]+", "-", corpus_name).strip("-.") or "corpus"
-    return Path(platformdirs.user_data_dir("nnio-tui")) / "runs" / f"{safe}-{preset}.safetensors"
+    runs = Path(platformdirs.user_data_dir("nnio-tui")) / "runs"
+    path = runs / f"{_safe_name(corpus_name)}-{preset}.safetensors"
+    # Names were ASCII only before: a run saved under such a name goes on where it is.
+    ascii_only = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"
+    older = runs / f"{ascii_only}-{preset}.safetensors"
+    return older if older != path and older.is_file() and not path.exists() else path
+
+
+def _safe_name(name: str) -> str:
+    """A file name part from any text: letters and digits of any script (with their accents,
+    composed as macOS's decomposed names are not), "." "_" "-"; the rest becomes "-"."""
+    name = unicodedata.normalize("NFC", name)
+    kept = "".join(ch if ch.isalnum() or ch in "._-" or unicodedata.category(ch)[0] == "M"
+                   else "\0" for ch in name)
+    return re.sub("\0+", "-", kept).strip("-.") or "corpus"
 
 
 def existing_corpus_path(source: str | Path) -> Path:

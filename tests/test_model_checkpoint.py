@@ -263,7 +263,20 @@ def test_run_names_keep_letters_of_any_script_apart():
     from model.api import default_checkpoint_path
 
     names = {default_checkpoint_path(name, "cpu").name
-             for name in ("日本.txt", "中文.txt", "ünï cödé.txt", "a/b?.txt")}
+             for name in ("日本.txt", "中文.txt", "ünï cödé.txt", "a/b?.txt", "नमस्ते.txt")}
     assert names == {"日本.txt-cpu.safetensors", "中文.txt-cpu.safetensors",
-                     "ünï-cödé.txt-cpu.safetensors", "a-b-.txt-cpu.safetensors"}
+                     "ünï-cödé.txt-cpu.safetensors", "a-b-.txt-cpu.safetensors",
+                     "नमस्ते.txt-cpu.safetensors"}  # combining signs stay in the word
     assert default_checkpoint_path("...", "cpu").name == "corpus-cpu.safetensors"
+    # a name typed composed and one read from macOS (decomposed) are one run
+    assert default_checkpoint_path("cafe\u0301.txt", "cpu") == default_checkpoint_path(
+        "caf\u00e9.txt", "cpu")
+
+
+def test_a_run_saved_under_the_older_ascii_name_goes_on_there():
+    from model.api import default_checkpoint_path
+
+    older = default_checkpoint_path("caf.txt", "cpu").with_name("caf-.txt-cpu.safetensors")
+    assert default_checkpoint_path("café.txt", "cpu").name == "café.txt-cpu.safetensors"
+    Session.open(None, preset="tiny", device="cpu").save(older)
+    assert default_checkpoint_path("café.txt", "cpu") == older
