@@ -41,6 +41,7 @@ from model.run_files import (
     existing_corpus_path,
     holds_training,
     numbered_beside,
+    runs_folder,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
@@ -598,25 +599,32 @@ class Session:
 
     def save_or_rescue(self) -> Path:
         """save() to the run's path; where that fails (a full disk, a folder gone), save to
-        the system's temp folder instead, so the training is not lost, and raise a
-        CheckpointError that names both."""
+        the user's runs folder or else the system's temp folder, so the training is not
+        lost, and raise a CheckpointError that names both."""
         try:
             return self.save()
-        except CheckpointError as error:
+        except (CheckpointError, OSError) as error:
             import tempfile
 
             target = self._checkpoint_path
-            spare = Path(tempfile.gettempdir()) / f"nnio-tui-{target.name}"
-            spare = next((p for p in itertools.chain((spare,), numbered_beside(spare))
-                          if not p.exists()), None)
-            if spare is None:
-                raise
-            try:
-                self.save(spare)
-            except CheckpointError:
-                raise error from None
-            raise CheckpointError(f"{error}; the run was saved to {spare} instead: go on with"
-                                  f" --checkpoint {spare}") from error
+            folders = [runs_folder(), Path(tempfile.gettempdir())]
+            for folder in folders:
+                if folder == target.parent:
+                    continue
+                first = folder / f"rescued-{target.name}"
+                spare = next((p for p in itertools.chain((first,), numbered_beside(first))
+                              if not p.exists()), None)
+                try:
+                    if spare is not None:
+                        self.save(spare)
+                        break
+                except (CheckpointError, OSError):
+                    continue
+            else:
+                raise CheckpointError(f"{error}; nothing could be saved elsewhere either")
+            temporary = " (a temp folder: move it somewhere safe)" if folder == folders[1] else ""
+            raise CheckpointError(f"{error}; the run was saved to {spare} instead{temporary}:"
+                                  f" go on with --checkpoint {spare}") from error
 
     def _keep_before_reset(self, target: Path) -> Path | None:
         """Move the run's old checkpoint aside before the first save after a reset overwrites it.

@@ -14,11 +14,16 @@ from pathlib import Path
 from model.errors import CheckpointError, CorpusError
 
 
-def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
-    """Where a run saves unless told otherwise: the user data folder, by corpus and preset."""
+def runs_folder() -> Path:
+    """The user data folder's runs/, where runs save unless told otherwise."""
     import platformdirs
 
-    runs = Path(platformdirs.user_data_dir("nnio-tui")) / "runs"
+    return Path(platformdirs.user_data_dir("nnio-tui")) / "runs"
+
+
+def default_checkpoint_path(corpus_name: str, preset: str) -> Path:
+    """Where a run saves unless told otherwise: the runs folder, by corpus and preset."""
+    runs = runs_folder()
     path = runs / f"{_safe_name(corpus_name)}-{preset}.safetensors"
     # Names were ASCII only before: a run saved under such a name goes on where it is.
     ascii_only = re.sub(r"[^A-Za-z0-9._-]+", "-", corpus_name).strip("-.") or "corpus"

@@ -338,6 +338,7 @@ def test_a_run_that_cannot_be_saved_where_it_lives_is_saved_to_the_temp_folder(
 
     from model import checkpoint as ckpt
     from model.api import CheckpointError, Session
+    from model.run_files import runs_folder
 
     spares = tmp_path / "tmp"
     spares.mkdir()
@@ -360,9 +361,16 @@ def test_a_run_that_cannot_be_saved_where_it_lives_is_saved_to_the_temp_folder(
         return err.strip().splitlines()[-1]
 
     line = fails_at_the_save()
-    spare = spares / "nnio-tui-run.safetensors"
+    spare = runs_folder() / "rescued-run.safetensors"  # the user's runs folder first
     assert line.endswith(f"cannot write {target}: No space left on device; the run was saved"
                          f" to {spare} instead: go on with --checkpoint {spare}")
     assert Session.load(spare, device="cpu").step_count == 2  # the steps are not lost
     assert fails_at_the_save().endswith(f"--checkpoint {spare.with_name(spare.stem + '-2')}"
                                         ".safetensors")  # never over an earlier rescue
+    runs_folder().rename(runs_folder().with_name("gone"))
+    runs_folder().write_text("a file where the runs folder was")  # not writable: temp then
+    line = fails_at_the_save()
+    spare = spares / "rescued-run.safetensors"
+    assert line.endswith(f"the run was saved to {spare} instead (a temp folder: move it"
+                         f" somewhere safe): go on with --checkpoint {spare}")
+    assert Session.load(spare, device="cpu").step_count == 2
