@@ -698,7 +698,7 @@ class Session:
         if have is not None and need > have:
             raise DeviceError(
                 f"a batch of {batch:,} windows of {g.block_size:,} tokens needs over"
-                f" {need / 2**30:,.0f} GiB to train, more than the {have / 2**30:,.0f} GiB of"
+                f" {need / 2**30:,.1f} GiB to train, more than the {have / 2**30:,.1f} GiB of"
                 f" {self._device}: use a smaller --batch-size")
         self._batch_fits = True
 

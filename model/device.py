@@ -118,14 +118,22 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def memory_size(device: torch.device) -> int | None:
-    """Bytes of the machine's RAM for a CPU device; None for others (CUDA and MPS report a
-    failed allocation themselves) or where the system does not say."""
+    """Bytes of memory a CPU device may use: the machine's RAM, or a container's or batch
+    job's cgroup limit where lower; None for other devices (CUDA and MPS report a failed
+    allocation themselves) or where the system does not say."""
     if device.type != "cpu":
         return None
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        sizes = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
     except (ValueError, OSError, AttributeError):  # no sysconf (Windows)
         return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(limit) as f:
+                sizes.append(int(f.read().strip()))  # "max" (no limit) is no number
+        except (OSError, ValueError):
+            pass
+    return min(sizes)
 
 
 def training_memory_floor(n_layer: int, n_embd: int, block_size: int, batch_size: int) -> int:

@@ -199,11 +199,35 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_the_system_kills_it
     session = Session.open(None, preset="tiny", device="cpu",
                            overrides={"batch_size": 100_000_000})
     with pytest.raises(DeviceError, match=r"^a batch of 100,000,000 windows of 16 tokens needs"
-                                          r" over [\d,]+ GiB to train, more than the [\d,]+ GiB"
+                                          r" over [\d,.]+ GiB to train, more than the [\d,.]+ GiB"
                                           r" of cpu: use a smaller --batch-size$"):
         session.step()
     assert session.step_count == 0 and session.probe(0, 8).label is not None  # still usable
     assert Session.open(None, preset="tiny", device="cpu").step().step == 1
+
+
+def test_a_containers_memory_limit_counts_as_the_machines_memory(monkeypatch):
+    import builtins
+    import io
+
+    import torch
+
+    from model.device import memory_size
+
+    real_open = builtins.open
+    limit = 3 * 2**30
+
+    def cgroup_open(path, *args, **kwargs):
+        if str(path) == "/sys/fs/cgroup/memory.max":
+            return io.StringIO(f"{limit}\n")
+        if str(path) == "/sys/fs/cgroup/memory/memory.limit_in_bytes":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", cgroup_open)
+    assert memory_size(torch.device("cpu")) == limit
+    limit = "max"  # cgroup v2 with no limit: the RAM
+    assert memory_size(torch.device("cpu")) > 0 and memory_size(torch.device("meta")) is None
 
 
 def _huge_torch_tensor(*args, **kwargs):
