@@ -46,7 +46,8 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         expect = {**expect, "encoding": given.name}
     check_expected(path, expect, {
         "encoding": encoding_name(encoding), "preset": meta.get("preset", "custom"),
-        "seed": seed, **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
+        **({"seed": seed} if "seed" in meta else {}),  # a nanoGPT file has none to compare
+        **dataclasses.asdict(gpt_cfg), **dataclasses.asdict(train_cfg)})
     enc = given if given is not None else load_encoding(_encoding_source(encoding))
     encoding = enc.name
     if enc.n_vocab != gpt_cfg.vocab_size:

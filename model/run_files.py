@@ -150,7 +150,8 @@ def saved_settings(path: Path) -> dict | None:
     try:
         settings = {"encoding": encoding_name(meta["encoding"]),
                     "preset": meta.get("preset", "custom"),
-                    "seed": int(meta.get("seed", 0)),
+                    # a header without one (a nanoGPT file) is not compared on it
+                    **({"seed": int(meta["seed"])} if "seed" in meta else {}),
                     **json.loads(meta["gpt_config"]), **json.loads(meta["train_config"])}
     except (KeyError, ValueError, TypeError):
         return None

@@ -25,6 +25,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from model.api import (
+    CheckpointError,
     Chunk,
     NudgeReport,
     Probe,
@@ -63,7 +64,7 @@ def _exit_now(code: int) -> None:
 KEYS = [
     ("space", "space", "toggle_run", "Run/pause", "run or pause training", True),
     ("s", "s", "step", "Step", "one batch step", True),
-    ("u", "u", "nudge", "Nudge", "one update on this window only", True),
+    ("u", "u", "nudge", "Nudge", "one update on this window only; pauses training", True),
     ("n", "n", "new_window", "New", "a new random window", True),
     ("left", "←", "slide(-1)", "Slide", "slide the window one token left", False),
     ("right", "→", "slide(1)", "Slide", "slide the window one token right", False),
@@ -445,7 +446,7 @@ class NnioApp(App[int]):
         if self.held_out and self._can_act():
             self.bell()
             self.notify("this window's label is held out for validation, which training never"
-                        " sees: slide left or press n for a training window", markup=False)
+                        " sees: slide left or press n for another window", markup=False)
             return
         if self.bridge.running and self._can_act():
             # The next step would move the weights at once and clear the before→after.
@@ -500,7 +501,6 @@ class NnioApp(App[int]):
             if yes:
                 self._send(Reset())
 
-        self.clear_notifications()  # a toast would sit on the question
         # random weights as a reset makes (step 0, no nudge since): no training to lose
         updated = self.step > 0 or self._nudged_since_reset
         unsaved = self.training is not None and self.training.dirty and updated
@@ -515,7 +515,10 @@ class NnioApp(App[int]):
         path = self._checkpoint_path
         if path is None or not holds_training(Path(path)):
             return None
-        return before_reset_path(Path(path)).name
+        try:
+            return before_reset_path(Path(path)).name
+        except CheckpointError:  # every name taken: the save after the reset will say so
+            return None
 
     def action_help(self) -> None:
         """Show every key."""

@@ -331,6 +331,9 @@ def _open_checkpoint(args: argparse.Namespace):
                         encoding=args.encoding)
 
 
+TABLE_ROWS = 1_000  # predict lists more as tab-separated lines
+
+
 def predict(args: argparse.Namespace) -> int:
     """Print the next-token distribution for a context."""
     from model.api import ConfigError
@@ -367,9 +370,6 @@ def predict(args: argparse.Namespace) -> int:
         _StdoutConsole().print(table)
     print(f"entropy {probe.entropy:.3f} nats")
     return 0
-
-
-TABLE_ROWS = 1_000  # predict lists more as tab-separated lines
 
 
 def _context_used(used: int, given: int) -> str:

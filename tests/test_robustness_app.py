@@ -262,14 +262,16 @@ async def test_reset_then_quit_starts_the_next_launch_fresh_and_keeps_the_saved_
     run_path = tmp_path / "run.safetensors"
     session = Session.open(None, preset="tiny", device="cpu", checkpoint=run_path)
     app = NnioApp(session=session)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
         await pilot.press("s")
         await settle(pilot)
-        app.notify("a toast from before")
+        app.notify("a toast from before", severity="error", timeout=60)
         await pilot.press("r")
         await settle(pilot)
-        assert not list(app._notifications)  # none sits on the question
+        toasts = list(app.screen.query_one("ToastRack").children)
+        assert toasts and not any(t.display for t in toasts)  # none sits on the question
+        assert [n.message for n in app._notifications] == ["a toast from before"]  # kept
         assert "unsaved training is lost" in str(
             app.screen.query_one("#confirm-box Static", Static).content)
         assert "kept as" not in str(app.screen.query_one("#confirm-box Static", Static).content)

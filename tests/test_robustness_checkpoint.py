@@ -374,3 +374,10 @@ def test_a_run_that_cannot_be_saved_where_it_lives_is_saved_to_the_temp_folder(
     assert line.endswith(f"the run was saved to {spare} instead (a temp folder: move it"
                          f" somewhere safe): go on with --checkpoint {spare}")
     assert Session.load(spare, device="cpu").step_count == 2
+
+
+def test_a_header_without_a_seed_is_not_refused_for_one(saved, capsys):
+    edited(lambda meta, tensors: meta.pop("seed"))(saved)  # as a nanoGPT file has none
+    argv = ["train", "--steps", "1", "--device", "cpu", "--checkpoint", str(saved)]
+    assert cli.main([*argv, "--seed", "5"]) == 0
+    assert "resumed" in capsys.readouterr().err
