@@ -38,10 +38,13 @@ from model.run_files import (
     context_limit,
     corpus_source_label,
     default_checkpoint_path,
+    encoding_name,
     existing_corpus_path,
+    first_mismatch,
     holds_training,
     numbered_beside,
     runs_folder,
+    saved_settings,
 )
 from model.tokens import TokenizedSource, tokenize_source
 
@@ -51,8 +54,8 @@ __all__ = [
     "SessionInfo", "StepReport", "TokenProb", "Session", "TokenizedSource", "tokenize_source",
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
     "check_device", "check_encoding", "corpus_source_label", "default_checkpoint_path",
-    "default_run_path",
-    "existing_corpus_path", "holds_training",
+    "default_run_path", "encoding_name", "existing_corpus_path", "first_mismatch",
+    "holds_training", "numbered_beside", "saved_settings",
 ]
 
 # A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.

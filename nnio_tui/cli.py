@@ -160,7 +160,7 @@ def in_flag_names(message: str) -> str:
 
 def expected_from(args: argparse.Namespace) -> dict:
     """Everything the user set that a resumed checkpoint must agree with."""
-    from model.run_files import encoding_name
+    from model.api import encoding_name
 
     encoding = None if args.encoding is None else encoding_name(args.encoding)
     given = {"encoding": encoding, "preset": args.preset, "seed": args.seed}

@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -195,8 +201,15 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     run beside it saved with the settings and corpus asked for is resumed, or else
     args.checkpoint is pointed at a free path beside it; the user is told either way.
     """
-    from model.api import CheckpointError, Session, corpus_source_label, default_run_path
-    from model.run_files import first_mismatch, numbered_beside, saved_settings
+    from model.api import (
+        CheckpointError,
+        Session,
+        corpus_source_label,
+        default_run_path,
+        first_mismatch,
+        numbered_beside,
+        saved_settings,
+    )
     from nnio_tui.cli import expected_from
 
     path = default_run_path(args.corpus, args.preset or "cpu")
@@ -248,8 +261,12 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
 
 def _resume_beside(path: Path, expect: dict, load, say, why: str):
     """Resume the first run beside path saved with the settings expected; None if none is."""
-    from model.api import CheckpointError
-    from model.run_files import first_mismatch, numbered_beside, saved_settings
+    from model.api import (
+        CheckpointError,
+        first_mismatch,
+        numbered_beside,
+        saved_settings,
+    )
 
     for other in numbered_beside(path):
         if not other.exists():
@@ -491,8 +508,13 @@ def _run_to_resume(args: argparse.Namespace) -> str | Path | None:
     """The saved run the app will open, told from headers alone as open_for_training tells
     it: --checkpoint, else the default run or the first run beside it saved with these
     settings and corpus; None when a new run starts."""
-    from model.api import corpus_source_label, default_run_path
-    from model.run_files import first_mismatch, numbered_beside, saved_settings
+    from model.api import (
+        corpus_source_label,
+        default_run_path,
+        first_mismatch,
+        numbered_beside,
+        saved_settings,
+    )
     from nnio_tui.cli import expected_from
 
     if args.checkpoint is not None:
