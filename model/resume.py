@@ -42,8 +42,9 @@ def resume(cls, checkpoint: Path, *, corpus, device: str,
         raise DamagedCheckpoint(f"{path} has missing or unreadable settings ({e})") from e
     given = None
     if encoding_file is not None:  # where the run's encoding is; it must be the same one
-        given = load_encoding(encoding_file)  # a folder or a missing file is said as such
-        expect = {**expect, "encoding": given.name}
+        if encoding_name(encoding_file) != encoding_file:  # a path: a folder or a missing
+            given = load_encoding(encoding_file)  # file is said as such, not as a mismatch
+        expect = {**expect, "encoding": encoding_name(encoding_file)}
     check_expected(path, expect, {
         "encoding": encoding_name(encoding), "preset": meta.get("preset", "custom"),
         **({"seed": seed} if "seed" in meta else {}),  # a nanoGPT file has none to compare

@@ -163,10 +163,11 @@ def open_for_training(args: argparse.Namespace, on_progress, say=None):
         check_encoding,
         check_save_path,
         default_run_path,
+        encoding_name,
     )
     from nnio_tui.cli import expected_from, overrides_from
 
-    if args.encoding is not None:
+    if args.encoding is not None and encoding_name(args.encoding) != args.encoding:
         check_encoding(args.encoding)  # a folder or a missing file is said before any notice
     if args.checkpoint is None:
         resumed = _resume_default_run(args, on_progress, say or (lambda line: None))
