@@ -7,7 +7,6 @@ frame before torch is ready.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from model.run_files import (
     first_mismatch,
     holds_training,
     numbered_beside,
+    rescue_paths,
     runs_folder,
     saved_settings,
 )
@@ -280,25 +280,11 @@ class Session:
     @property
     def slow_warning(self) -> str | None:
         """A line when the model is too big to train live on a CPU, else None."""
-        from model.config import PRESETS, build_config, step_flops
+        from model.config import cpu_slowness
 
         if self._device.type != "cpu":
             return None
-        flops = step_flops(self._gpt_cfg, self._train_cfg)
-        cpu = step_flops(*build_config("cpu", self._gpt_cfg.vocab_size))
-        if flops <= CPU_STEP_WARN_X * cpu:
-            return None
-        preset_batch = (build_config(self._preset, self._gpt_cfg.vocab_size)[1].batch_size
-                        if self._preset in PRESETS else None)
-        if preset_batch is not None and self._train_cfg.batch_size > preset_batch:
-            what = f"a batch of {self._train_cfg.batch_size:,} windows"  # the model may be tiny
-        elif self._preset in PRESETS and self._preset != "cpu":
-            what = "this model (sized for a GPU)"
-        else:
-            what = "this model"
-        return (f"{what} is big for a CPU: a step is {flops / 1e12:,.1f} TFLOP"
-                f" of work, {flops / cpu:,.0f}x the cpu preset's, so each takes seconds to"
-                " minutes here (--preset cpu trains live)")
+        return cpu_slowness(self._gpt_cfg, self._train_cfg, self._preset)
 
     @property
     def n_tokens(self) -> int:
@@ -607,27 +593,16 @@ class Session:
         try:
             return self.save()
         except (CheckpointError, OSError) as error:
-            import tempfile
-
-            target = self._checkpoint_path
-            folders = [runs_folder(), Path(tempfile.gettempdir())]
-            for folder in folders:
-                if folder == target.parent:
-                    continue
-                first = folder / f"rescued-{target.name}"
-                spare = next((p for p in itertools.chain((first,), numbered_beside(first))
-                              if not p.exists()), None)
+            for spare in rescue_paths(self._checkpoint_path):
                 try:
-                    if spare is not None:
-                        self.save(spare)
-                        break
+                    self.save(spare)
                 except (CheckpointError, OSError):
                     continue
-            else:
-                raise CheckpointError(f"{error}; nothing could be saved elsewhere either")
-            temporary = " (a temp folder: move it somewhere safe)" if folder == folders[1] else ""
-            raise CheckpointError(f"{error}; the run was saved to {spare} instead{temporary}:"
-                                  f" go on with --checkpoint {spare}") from error
+                temporary = "" if spare.parent == runs_folder() else (
+                    " (a temp folder: move it somewhere safe)")
+                raise CheckpointError(f"{error}; the run was saved to {spare} instead"
+                                      f"{temporary}: go on with --checkpoint {spare}") from error
+            raise CheckpointError(f"{error}; nothing could be saved elsewhere either") from error
 
     def _keep_before_reset(self, target: Path) -> Path | None:
         """Move the run's old checkpoint aside before the first save after a reset overwrites it.
@@ -688,21 +663,12 @@ class Session:
                 f" (now {self.block_size})") from None
 
     def _check_batch_fits(self) -> None:
-        """Refuse a batch whose activations alone outgrow the machine's memory: on a CPU the
-        system would kill the process (memory is promised first and taken later) before
-        torch could say it ran out."""
+        """Refuse, once, a batch that cannot fit (model.device.check_batch_fits)."""
         if self._batch_fits:
             return
-        from model.device import memory_size, training_memory_floor
+        from model.device import check_batch_fits
 
-        g, batch = self._gpt_cfg, self._train_cfg.batch_size
-        need = training_memory_floor(g.n_layer, g.n_embd, g.block_size, batch)
-        have = memory_size(self._device)
-        if have is not None and need > have:
-            raise DeviceError(
-                f"a batch of {batch:,} windows of {g.block_size:,} tokens needs over"
-                f" {need / 2**30:,.1f} GiB to train, more than the {have / 2**30:,.1f} GiB of"
-                f" {self._device}: use a smaller --batch-size")
+        check_batch_fits(self._gpt_cfg, self._train_cfg.batch_size, self._device)
         self._batch_fits = True
 
     def _window(self, start: int, length: int) -> tuple[list[int], int | None]:

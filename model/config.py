@@ -76,6 +76,29 @@ def step_flops(gpt: GPTConfig, train: TrainConfig) -> float:
     return per_token * T * train.batch_size
 
 
+# A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.
+CPU_STEP_WARN_X = 12
+
+
+def cpu_slowness(gpt: GPTConfig, train: TrainConfig, preset: str) -> str | None:
+    """A line when a step of this model and batch is too much work to train live on a CPU,
+    naming what makes it so (a big batch, or a model sized for a GPU); else None."""
+    flops = step_flops(gpt, train)
+    cpu = step_flops(*build_config("cpu", gpt.vocab_size))
+    if flops <= CPU_STEP_WARN_X * cpu:
+        return None
+    preset_batch = build_config(preset, gpt.vocab_size)[1].batch_size if preset in PRESETS else None
+    if preset_batch is not None and train.batch_size > preset_batch:
+        what = f"a batch of {train.batch_size:,} windows"  # the model itself may be tiny
+    elif preset in PRESETS and preset != "cpu":
+        what = "this model (sized for a GPU)"
+    else:
+        what = "this model"
+    return (f"{what} is big for a CPU: a step is {flops / 1e12:,.1f} TFLOP of work,"
+            f" {flops / cpu:,.0f}x the cpu preset's, so each takes seconds to minutes here"
+            " (--preset cpu trains live)")
+
+
 def build_config(
     preset: str, vocab_size: int, overrides: dict | None = None
 ) -> tuple[GPTConfig, TrainConfig]:

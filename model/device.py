@@ -136,6 +136,25 @@ def memory_size(device: torch.device) -> int | None:
     return min(sizes)
 
 
+def check_batch_fits(gpt, batch_size: int, device: torch.device) -> None:
+    """Refuse a batch whose activations alone outgrow the machine's memory: on a CPU the
+    system would kill the process (memory is promised first and taken later) before torch
+    could say it ran out.
+
+    Args:
+        gpt: the model's GPTConfig.
+        batch_size: windows per training step.
+        device: where training runs; only a CPU is checked.
+    """
+    need = training_memory_floor(gpt.n_layer, gpt.n_embd, gpt.block_size, batch_size)
+    have = memory_size(device)
+    if have is not None and need > have:
+        raise DeviceError(
+            f"a batch of {batch_size:,} windows of {gpt.block_size:,} tokens needs over"
+            f" {need / 2**30:,.1f} GiB to train, more than the {have / 2**30:,.1f} GiB of"
+            f" {device}: use a smaller --batch-size")
+
+
 def training_memory_floor(n_layer: int, n_embd: int, block_size: int, batch_size: int) -> int:
     """Bytes a training step needs at the least: the activations backward keeps, about 16
     float32 vectors of n_embd per token and block. The real need is higher; a batch past

@@ -103,6 +103,24 @@ def holds_training(checkpoint: Path) -> bool:
     return meta.get("step") != "0"
 
 
+def rescue_paths(checkpoint: Path) -> list[Path]:
+    """Where a run that cannot be saved at its checkpoint goes instead, in order: a free
+    rescued-NAME in the user's runs folder, then in the system's temp folder (which the
+    system may empty); a folder that is the checkpoint's own is left out."""
+    import tempfile
+
+    spares = []
+    for folder in (runs_folder(), Path(tempfile.gettempdir())):
+        if folder == checkpoint.parent:
+            continue
+        first = folder / f"rescued-{checkpoint.name}"
+        free = next((p for p in itertools.chain((first,), numbered_beside(first))
+                     if not p.exists()), None)
+        if free is not None:
+            spares.append(free)
+    return spares
+
+
 def training_log_path() -> Path:
     """Where the app's training process writes its warnings and tracebacks."""
     import platformdirs
