@@ -39,6 +39,7 @@ from model.run_files import (
     default_checkpoint_path,
     encoding_name,
     existing_corpus_path,
+    first_free,
     first_mismatch,
     holds_training,
     numbered_beside,
@@ -55,7 +56,7 @@ __all__ = [
     "tune_cpu", "tune_allocator", "before_reset_path", "check_save_path", "context_limit",
     "check_device", "check_encoding", "corpus_source_label", "default_checkpoint_path",
     "default_run_path", "encoding_name", "existing_corpus_path", "first_mismatch",
-    "holds_training", "numbered_beside", "saved_settings",
+    "first_free", "holds_training", "numbered_beside", "saved_settings",
 ]
 
 # A step this many times the cpu preset's (under a second on 2 cores) takes 10 s or more.

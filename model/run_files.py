@@ -61,10 +61,17 @@ def corpus_source_label(source: str | Path | None) -> str:
     return str(existing_corpus_path(source).resolve())
 
 
-def numbered_beside(path: Path, tag: str = "") -> Iterator[Path]:
-    """NAME{tag}-2, NAME{tag}-3, ... beside path: the names a run saves to when NAME{tag}
-    is taken. Ends at 9,999, so a caller finding none free can say so."""
-    return (path.with_name(f"{path.stem}{tag}-{n}{path.suffix}") for n in range(2, 10_000))
+def numbered_beside(path: Path) -> Iterator[Path]:
+    """NAME-2, NAME-3, ... beside path: the names a run saves to when NAME is taken. Ends at
+    9,999, so a caller finding none free can say so."""
+    return (path.with_name(f"{path.stem}-{n}{path.suffix}") for n in range(2, 10_000))
+
+
+def first_free(path: Path) -> Path | None:
+    """path, or else the first of NAME-2, NAME-3, ... beside it that does not exist; None
+    when all of them are taken."""
+    return next((p for p in itertools.chain((path,), numbered_beside(path)) if not p.exists()),
+                None)
 
 
 def encoding_name(name_or_path: str) -> str:
@@ -80,11 +87,7 @@ def before_reset_path(checkpoint: Path) -> Path:
     """Where a run's saved checkpoint is kept when a reset's first save would overwrite it:
     NAME-before-reset, or NAME-before-reset-2, -3, ... where the earlier ones are taken, so
     a second reset never replaces the run that the first one kept."""
-    tag = "-before-reset"
-    first = checkpoint.with_name(f"{checkpoint.stem}{tag}{checkpoint.suffix}")
-    free = (path for path in itertools.chain((first,), numbered_beside(checkpoint, tag))
-            if not path.exists())
-    kept = next(free, None)
+    kept = first_free(checkpoint.with_name(f"{checkpoint.stem}-before-reset{checkpoint.suffix}"))
     if kept is None:
         raise CheckpointError(f"every -before-reset name beside {checkpoint} is taken: remove"
                               f" old runs from {checkpoint.parent}")
@@ -113,9 +116,7 @@ def rescue_paths(checkpoint: Path) -> list[Path]:
     for folder in (runs_folder(), Path(tempfile.gettempdir())):
         if folder == checkpoint.parent:
             continue
-        first = folder / f"rescued-{checkpoint.name}"
-        free = next((p for p in itertools.chain((first,), numbered_beside(first))
-                     if not p.exists()), None)
+        free = first_free(folder / f"rescued-{checkpoint.name}")
         if free is not None:
             spares.append(free)
     return spares

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -205,10 +206,9 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     from model.api import (
         CheckpointError,
         Session,
-        corpus_source_label,
         default_run_path,
+        first_free,
         first_mismatch,
-        numbered_beside,
         saved_settings,
     )
     from nnio_tui.cli import expected_from
@@ -224,8 +224,7 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
                             encoding=args.encoding)
 
     saved = saved_settings(path)
-    # Runs are named by the corpus's file name: notes.txt from another folder is other text.
-    same_run = {**expect, "corpus": corpus_source_label(args.corpus)}
+    same_run = _run_settings(args)
     mismatch = None if saved is None else first_mismatch(same_run, saved)
     if args.corpus == "-":
         why = "text from stdin is never resumed: it may be other text"
@@ -247,7 +246,7 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
             say(f"resumed {_home_as_tilde(path)} at step {session.step_count:,}"
                 " (--checkpoint NEW.safetensors starts another run)")
             return session
-    free = next((p for p in numbered_beside(path) if not p.exists()), None)
+    free = first_free(path)  # path itself is taken: a name beside it
     if free is None:
         raise CheckpointError(f"every run name beside {path} is taken: remove old runs from"
                               f" {path.parent}, or give --checkpoint FILE")
@@ -260,21 +259,34 @@ def _resume_default_run(args: argparse.Namespace, on_progress, say):
     return None
 
 
-def _resume_beside(path: Path, expect: dict, load, say, why: str):
-    """Resume the first run beside path saved with the settings expected; None if none is."""
-    from model.api import (
-        CheckpointError,
-        first_mismatch,
-        numbered_beside,
-        saved_settings,
-    )
+def _run_settings(args: argparse.Namespace) -> dict:
+    """What a saved run must have been made with to be resumed for these flags: the
+    settings given, and the corpus (runs are named by the corpus's file name, and notes.txt
+    from another folder is other text)."""
+    from model.api import corpus_source_label
+    from nnio_tui.cli import expected_from
+
+    return {**expected_from(args), "corpus": corpus_source_label(args.corpus)}
+
+
+def _saved_beside(path: Path, expect: dict) -> Iterator[Path]:
+    """The runs beside path (NAME-2, NAME-3, ... up to the first gap) whose headers show the
+    settings expected; no run's tensors are read."""
+    from model.api import first_mismatch, numbered_beside, saved_settings
 
     for other in numbered_beside(path):
         if not other.exists():
-            return None
-        saved = saved_settings(other)  # the header only: no other run's tensors are read
-        if saved is None or first_mismatch(expect, saved) is not None:
-            continue
+            return
+        saved = saved_settings(other)
+        if saved is not None and first_mismatch(expect, saved) is None:
+            yield other
+
+
+def _resume_beside(path: Path, expect: dict, load, say, why: str):
+    """Resume the first run beside path saved with the settings expected; None if none is."""
+    from model.api import CheckpointError
+
+    for other in _saved_beside(path, expect):
         try:
             session = load(other)  # saves back to other, as a resumed run does
         except CheckpointError:
@@ -509,32 +521,20 @@ def _run_to_resume(args: argparse.Namespace) -> str | Path | None:
     """The saved run the app will open, told from headers alone as open_for_training tells
     it: --checkpoint, else the default run or the first run beside it saved with these
     settings and corpus; None when a new run starts."""
-    from model.api import (
-        corpus_source_label,
-        default_run_path,
-        first_mismatch,
-        numbered_beside,
-        saved_settings,
-    )
-    from nnio_tui.cli import expected_from
+    from model.api import default_run_path, first_mismatch, saved_settings
 
     if args.checkpoint is not None:
         return args.checkpoint
     path = default_run_path(args.corpus, args.preset or "cpu")
-    expect = {**expected_from(args), "corpus": corpus_source_label(args.corpus)}
     if not path.is_file():
         return None
+    expect = _run_settings(args)
     saved = saved_settings(path)
     if saved is not None and first_mismatch(expect, saved) is None:
         return path
-    for other in numbered_beside(path):  # as _resume_default_run looks beside it
-        if not other.exists():
-            break
-        found = saved_settings(other)
-        if found is not None and first_mismatch(expect, found) is None:
-            return other
-    # a header only loading can judge (it may load, or not): no limit is known yet
-    return path if saved is None else None
+    # as _resume_default_run looks beside it; else a header only loading can judge (it may
+    # load, or not): no limit is known yet
+    return next(_saved_beside(path, expect), path if saved is None else None)
 
 
 def app(args: argparse.Namespace, overrides: dict) -> int:
