@@ -7,10 +7,9 @@ app or its save.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from nnio_tui.json_file import read_dict, write_dict
 
 KEPT = 200  # runs remembered; the oldest is forgotten first
 
@@ -22,11 +21,7 @@ def _store() -> Path:
 
 
 def _read() -> dict[str, list[int]]:
-    try:
-        data = json.loads(_store().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_dict(_store())
 
 
 def recall(checkpoint: str) -> tuple[int, int] | None:
@@ -44,17 +39,5 @@ def remember(checkpoint: str, start: int, length: int) -> None:
     data = _read()
     data.pop(checkpoint, None)  # re-added last: the dict's order is the age
     data[checkpoint] = [start, length]
-    kept = dict(list(data.items())[-KEPT:])
-    store = _store()
-    try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=".windows-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(kept, f)
-            os.replace(tmp, store)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass  # a window not remembered costs the user one keypress
+    # a window not remembered costs the user one keypress
+    write_dict(_store(), dict(list(data.items())[-KEPT:]))

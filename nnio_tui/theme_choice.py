@@ -6,10 +6,9 @@ file that cannot be read or written never stops the app.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
+
+from nnio_tui.json_file import read_dict, write_dict
 
 
 def _store() -> Path:
@@ -19,11 +18,7 @@ def _store() -> Path:
 
 
 def _read() -> dict:
-    try:
-        data = json.loads(_store().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_dict(_store())
 
 
 def saved_theme() -> str | None:
@@ -34,17 +29,4 @@ def saved_theme() -> str | None:
 
 def save_theme(name: str) -> None:
     """Keep name as the theme, replacing the file atomically (other settings stay)."""
-    data = {**_read(), "theme": name}
-    store = _store()
-    try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=".settings-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-            os.replace(tmp, store)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass  # a read-only home costs only the choice
+    write_dict(_store(), {**_read(), "theme": name})  # a read-only home costs the choice
