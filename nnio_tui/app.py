@@ -443,15 +443,17 @@ class NnioApp(App[int]):
 
     def action_nudge(self) -> None:
         """One update on the current window only, never on text held out for validation."""
-        if self.held_out and self._can_act():
-            self.bell()
-            self.notify("this window's label is held out for validation, which training never"
-                        " sees: slide left or press n for another window", markup=False)
-            return
-        if self.bridge.running and self._can_act():
-            # The next step would move the weights at once and clear the before→after.
-            self.bridge.pause()
-            self.notify("training paused to show the nudge: space runs on", timeout=4)
+        if self._can_act():  # else _send rings the bell
+            if self.held_out:
+                self.bell()
+                self.notify("this window's label is held out for validation, which training"
+                            " never sees: slide left or press n for another window",
+                            markup=False)
+                return
+            if self.bridge.running:
+                # The next step would move the weights at once and clear the before→after.
+                self.bridge.pause()
+                self.notify("training paused to show the nudge: space runs on", timeout=4)
         self._send(Nudge(self.window_start, self.context))
 
     def action_new_window(self) -> None:

@@ -367,20 +367,16 @@ def test_jsonl_streams_its_records_as_the_whole_list_would_give_them(tmp_path):
     assert c.warnings == (f"{path}: skipped 1 of 3000 lines without valid JSON text",)
 
 
-def test_empty_file_is_named_as_typed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("text, message", [
+    ("", "corpus e.txt is empty: it needs text"),
+    (" \n\t\n", "corpus e.txt holds only whitespace: it needs text"),  # not called empty
+])
+def test_a_file_without_text_is_named_as_typed(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
-    _write(tmp_path / "e.txt", "")
+    _write(tmp_path / "e.txt", text)
     with pytest.raises(CorpusError) as err:
         open_corpus("e.txt", ENC)
-    assert str(err.value) == "corpus e.txt is empty: it needs text"
-
-
-def test_a_file_of_whitespace_is_not_called_empty(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    _write(tmp_path / "w.txt", " \n\t\n")
-    with pytest.raises(CorpusError) as err:
-        open_corpus("w.txt", ENC)
-    assert str(err.value) == "corpus w.txt holds only whitespace: it needs text"
+    assert str(err.value) == message
 
 
 def test_jsonl_of_blank_texts_has_no_text(tmp_path):
